@@ -1,0 +1,200 @@
+"""The VPC controller as an os-ken application:  osken-manager apps/vpc.py
+
+Thin by design: it turns switch events into topology updates and reconcile
+requests, and serves the REST API.  Everything that decides anything lives in
+controller/ (model, store, compiler, reconciler) and topology/.
+"""
+import logging
+import os
+import sys
+
+import eventlet
+import eventlet.wsgi
+from eventlet.semaphore import Semaphore
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3
+
+from controller.compiler import compile_datapath
+from controller.config import Config
+from controller.model import State
+from controller.ofsender import OFSession
+from controller.reconciler import SwitchSync
+from controller.rest import RestApi
+from controller.service import VpcService
+from controller.store import MsgpackStore
+from topology.graph import Topology
+
+LOG = logging.getLogger("vpc")
+
+
+class _Quiet:
+    """eventlet.wsgi wants a file-like access log; send it to debug logging."""
+
+    def write(self, line):
+        LOG.debug("rest %s", line.rstrip())
+
+
+class VpcController(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = Config.from_env()
+        logging.getLogger("controller").setLevel(self.config.log_level)
+        LOG.setLevel(self.config.log_level)
+        self.store = MsgpackStore(self.config.state_dir)
+        self.state = State(self.store.load())
+        self.topology = Topology()
+        self.topology.sync_hosts(self.state.hosts.values())
+        self.sessions = {}   # dpid -> OFSession
+        self.syncs = {}      # dpid -> SwitchSync
+        self.service = VpcService(self.state, self.store, topology=self,
+                                  underlay_mtu=self.config.underlay_mtu,
+                                  on_change=self._model_changed, lock=Semaphore())
+        LOG.info("state loaded from %s: %d hosts, %d tenants, %d ports (%d journal records "
+                 "replayed)", self.config.state_dir, len(self.state.hosts),
+                 len(self.state.tenants), len(self.state.ports),
+                 self.store.stats["records_replayed"])
+        api = RestApi(self.service, topology_json=self.topology.node_link, health=self.health)
+        try:
+            sock = eventlet.listen((self.config.rest_host, self.config.rest_port))
+        except OSError as exc:
+            LOG.error("cannot serve REST on %s:%d: %s", self.config.rest_host,
+                      self.config.rest_port, exc)
+            sys.exit(1)
+        hub.spawn(eventlet.wsgi.server, sock, api, log=_Quiet(), log_output=False)
+        LOG.info("REST API on http://%s:%d/v1", self.config.rest_host, self.config.rest_port)
+
+    # --- facts the service shows in its views --------------------------------
+    def host_connected(self, dpid):
+        return dpid in self.sessions
+
+    def port_number(self, dpid, name):
+        return self.topology.port_number(dpid, name)
+
+    def health(self):
+        return {"status": "ok", "switches": len(self.sessions),
+                "hosts": len(self.state.hosts), "tenants": len(self.state.tenants),
+                "ports": len(self.state.ports), "pid": os.getpid()}
+
+    # --- recompiling ---------------------------------------------------------------
+    def _compile(self, dpid):
+        return compile_datapath(self.state, self.topology.snapshot(), dpid)
+
+    def _model_changed(self, host_names):
+        self.topology.sync_hosts(self.state.hosts.values())
+        for name in host_names:
+            host = self.state.hosts.get(name)
+            if host is not None and host.dpid in self.syncs:
+                self.syncs[host.dpid].request()
+
+    def _request_all(self, except_dpid=None):
+        for dpid, sync in self.syncs.items():
+            if dpid != except_dpid:
+                sync.request()
+
+    def _reconciled(self, sync, plan, seconds):
+        if not plan.empty or sync.runs == 1:
+            LOG.info("dpid %016x reconciled in %.0f ms: %d added, %d removed, %d kept",
+                     sync.dpid, seconds * 1000, len(plan.adds), len(plan.deletes), plan.kept)
+
+    # --- switches come and go ----------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def _state_change(self, ev):
+        dp = ev.datapath
+        if dp.id is None:
+            return
+        if ev.state == MAIN_DISPATCHER:
+            host = self.state.host_by_dpid(dp.id)
+            LOG.info("switch connected: dpid %016x from %s (%s)", dp.id, dp.address,
+                     f"host {host.name}" if host else "no registered host")
+            old = self.syncs.pop(dp.id, None)
+            if old:
+                old.stop()
+            session = self.sessions[dp.id] = OFSession(dp)
+            self.topology.datapath_up(dp.id)
+            hub.spawn(self._start_switch, session)
+        elif ev.state == DEAD_DISPATCHER:
+            session = self.sessions.get(dp.id)
+            if session is None or session.dp is not dp:
+                return
+            LOG.info("switch left: dpid %016x", dp.id)
+            del self.sessions[dp.id]
+            session.fail_all("switch disconnected")
+            sync = self.syncs.pop(dp.id, None)
+            if sync:
+                sync.stop()
+            self.topology.datapath_down(dp.id)
+            self._request_all()
+
+    def _start_switch(self, session):
+        parser = session.dp.ofproto_parser
+        try:
+            replies = session.call(parser.OFPPortDescStatsRequest(session.dp, 0))
+        except Exception as exc:
+            LOG.warning("dpid %016x: reading ports failed: %s", session.dpid, exc)
+            return
+        if self.sessions.get(session.dpid) is not session:
+            return
+        ports = {}
+        for reply in replies:
+            for p in reply.body:
+                ports[_name(p.name)] = p.port_no
+        self.topology.set_ports(session.dpid, ports)
+        self.syncs[session.dpid] = SwitchSync(session, self._compile, self._reconciled)
+        self.syncs[session.dpid].request(full=True)
+        self._request_all(except_dpid=session.dpid)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        msg, dp = ev.msg, ev.msg.datapath
+        ofp = dp.ofproto
+        name = _name(msg.desc.name)
+        if msg.reason in (ofp.OFPPR_ADD, ofp.OFPPR_MODIFY):
+            if self.topology.port_number(dp.id, name) == msg.desc.port_no:
+                return
+            LOG.info("dpid %016x: port %s is ofport %d", dp.id, name, msg.desc.port_no)
+            self.topology.port_added(dp.id, name, msg.desc.port_no)
+        elif msg.reason == ofp.OFPPR_DELETE:
+            LOG.info("dpid %016x: port %s removed", dp.id, name)
+            self.topology.port_deleted(dp.id, name)
+        if dp.id in self.syncs:
+            self.syncs[dp.id].request()
+
+    # --- replies go back to whoever waits for them -------------------------------
+    def _reply(self, ev, more=False):
+        session = self.sessions.get(ev.msg.datapath.id)
+        if session is not None:
+            session.on_reply(ev.msg, more=more)
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    def _port_desc_reply(self, ev):
+        self._reply(ev, more=bool(ev.msg.flags & ev.msg.datapath.ofproto.OFPMPF_REPLY_MORE))
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats_reply(self, ev):
+        self._reply(ev, more=bool(ev.msg.flags & ev.msg.datapath.ofproto.OFPMPF_REPLY_MORE))
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier_reply(self, ev):
+        self._reply(ev)
+
+    @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, MAIN_DISPATCHER)
+    def _bundle_reply(self, ev):
+        self._reply(ev)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _error(self, ev):
+        session = self.sessions.get(ev.msg.datapath.id)
+        if session is not None:
+            session.on_error(ev.msg)
+        else:
+            LOG.warning("error from dpid %s: type=%s code=%s", ev.msg.datapath.id,
+                        ev.msg.type, ev.msg.code)
+
+
+def _name(raw):
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

@@ -1,0 +1,213 @@
+"""The flow compiler: (model State, TopoView, dpid) -> the flows that datapath must hold.
+
+Pure and deterministic: no I/O, no clock, no randomness, no os-ken.  One small
+function per purpose of a flow (the Neutron br_tun lesson), so a reader can
+find "which flow delivers to a local port" by name.  docs/pipeline.md walks
+the same tables.
+
+Vocabulary
+  local port   a port of the model bound to this host whose OVS port exists now
+  remote port  a port of the same tenant bound to another host
+  remote host  a host with at least one port of the tenant; for overlays it must
+               also be connected, so a host that left is out of flood lists
+"""
+from controller.flows import check_unique_keys, flow
+from controller.pipeline import (
+    ARP_REPLY, ARP_REQUEST, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, MULTICAST_BIT,
+    OFPVID_PRESENT, TENANT_MASK, CookieKind, Prio, Table, metadata_for)
+
+TUNNEL_PORT = {"vxlan": "vxlan0", "gre": "gre0"}
+
+
+def compile_datapath(state, topo, dpid):
+    """All flows for one datapath, as a frozenset of Flow values."""
+    flows = list(base_flows())
+    host = state.host_by_dpid(dpid)
+    if host is not None:
+        flows += host_flows(state, topo, host)
+    return frozenset(check_unique_keys(flows))
+
+
+# --- table defaults ----------------------------------------------------------
+def base_flows():
+    """What every table does with a packet no specific flow claims."""
+    def miss(table, goto=None):
+        return flow(table, Prio.MISS, goto=goto, kind=CookieKind.BASE)
+    return [
+        miss(Table.CLASSIFY),                     # unknown in_port / VLAN / tun_id: drop
+        miss(Table.PORT_SECURITY),                # spoofed source: drop
+        miss(Table.ARP, goto=Table.ACL),          # not an ARP we answer: go on
+        miss(Table.ACL, goto=Table.L3),           # no security groups yet: allow
+        miss(Table.L3, goto=Table.L2),            # not routed: switch
+        miss(Table.L2),                           # from the network and not ours: drop
+        miss(Table.FLOOD),                        # a tenant with nothing to flood to
+    ]
+
+
+# --- per host ------------------------------------------------------------------
+def host_flows(state, topo, host):
+    ofports = topo.ports(host.dpid)
+    local = [(p, ofports[p.port]) for p in state.ports_on(host.name) if p.port in ofports]
+    out = []
+    for port, ofport in local:
+        out += local_port_flows(state.tenants[port.tenant], port, ofport)
+    for tenant_name in sorted({p.tenant for p, _ in local}):
+        tenant = state.tenants[tenant_name]
+        mine = [(p, n) for p, n in local if p.tenant == tenant_name]
+        out += tenant_flows(state, topo, host, tenant, mine, ofports)
+    return out
+
+
+def local_port_flows(tenant, port, ofport):
+    owner = dict(kind=CookieKind.PORT, owner=port.serial)
+    return [
+        classify_local_port(tenant, ofport, owner),
+        *port_security(port, ofport, owner),
+        deliver_local(tenant, port, ofport, owner),
+    ]
+
+
+def classify_local_port(tenant, ofport, owner):
+    return flow(Table.CLASSIFY, Prio.ALLOW, {"in_port": ofport},
+                metadata=metadata_for(tenant.id), goto=Table.PORT_SECURITY, **owner)
+
+
+def port_security(port, ofport, owner):
+    """A port may send IPv4 only from its IP and MAC, and ARP only about itself."""
+    return [
+        flow(Table.PORT_SECURITY, Prio.ALLOW,
+             {"in_port": ofport, "eth_src": port.mac, "eth_type": ETH_TYPE_IP,
+              "ipv4_src": port.ip}, goto=Table.ARP, **owner),
+        flow(Table.PORT_SECURITY, Prio.ALLOW,
+             {"in_port": ofport, "eth_src": port.mac, "eth_type": ETH_TYPE_ARP,
+              "arp_spa": port.ip, "arp_sha": port.mac}, goto=Table.ARP, **owner),
+    ]
+
+
+def deliver_local(tenant, port, ofport, owner):
+    """Unicast to a local port, whether the packet came from here or the network."""
+    return flow(Table.L2, Prio.ALLOW,
+                {"metadata": (metadata_for(tenant.id), TENANT_MASK), "eth_dst": port.mac},
+                actions=[("output", ofport)], **owner)
+
+
+# --- per tenant present on the host --------------------------------------------
+def tenant_flows(state, topo, host, tenant, local, ofports):
+    owner = dict(kind=CookieKind.TENANT, owner=tenant.id)
+    egress = remote_egress(tenant, host, ofports)
+    remotes = remote_hosts(state, topo, host, tenant)
+    out = []
+    if egress is not None:
+        out += classify_from_network(tenant, egress, owner)
+        for remote_port, remote_host in remote_ports(state, host, tenant, remotes):
+            out.append(to_remote_port(tenant, remote_port, remote_host, egress))
+    out += arp_responder(state, tenant)
+    out += to_flood_table(tenant, owner)
+    out += flood(tenant, [n for _, n in local], egress, remotes, owner)
+    return out
+
+
+def remote_egress(tenant, host, ofports):
+    """How this host's packets of `tenant` reach other hosts: ("vlan", uplink) or
+    ("tunnel", ofport); None when the port for it does not exist (yet)."""
+    if tenant.network == "vlan":
+        n = ofports.get(host.uplink_port) if host.uplink_port else None
+        return None if n is None else ("vlan", n)
+    n = ofports.get(TUNNEL_PORT[tenant.network])
+    return None if n is None else ("tunnel", n)
+
+
+def remote_hosts(state, topo, host, tenant):
+    """Other hosts with a port of the tenant.  Overlays need the remote bridge
+    connected (a host that left drops out of the mesh); a VLAN fabric carries
+    the frame either way, so it only needs the remote host to exist."""
+    names = sorted({p.host for p in state.ports_of(tenant.name)} - {host.name})
+    hosts = [state.hosts[n] for n in names if n in state.hosts]
+    if tenant.network != "vlan":
+        hosts = [h for h in hosts if topo.connected(h.dpid)]
+    return hosts
+
+
+def remote_ports(state, host, tenant, remotes):
+    by_name = {h.name: h for h in remotes}
+    return [(p, by_name[p.host]) for p in state.ports_of(tenant.name) if p.host in by_name]
+
+
+def classify_from_network(tenant, egress, owner):
+    """Traffic of the tenant arriving from other hosts: tag or tunnel key -> tenant."""
+    kind, n = egress
+    meta = metadata_for(tenant.id, from_net=True)
+    if kind == "vlan":
+        return [flow(Table.CLASSIFY, Prio.ALLOW,
+                     {"in_port": n, "vlan_vid": OFPVID_PRESENT | tenant.segment},
+                     actions=[("pop_vlan",)], metadata=meta, goto=Table.L2, **owner)]
+    return [flow(Table.CLASSIFY, Prio.ALLOW, {"in_port": n, "tunnel_id": tenant.segment},
+                 metadata=meta, goto=Table.L2, **owner)]
+
+
+def encap(tenant, egress, remote_host):
+    """Actions that carry one packet to one remote host."""
+    kind, n = egress
+    if kind == "vlan":
+        return [("push_vlan", ETH_TYPE_VLAN),
+                ("set_field", "vlan_vid", OFPVID_PRESENT | tenant.segment), ("output", n)]
+    return [("set_field", "tunnel_id", tenant.segment),
+            ("set_field", "tun_ipv4_dst", remote_host.tunnel_ip), ("output", n)]
+
+
+def to_remote_port(tenant, port, remote_host, egress):
+    """Unicast from a local port to a port on another host.  Matching metadata
+    exactly (FROM_NET clear) is the split horizon: a frame from the network is
+    never sent back into it."""
+    return flow(Table.L2, Prio.ALLOW,
+                {"metadata": metadata_for(tenant.id), "eth_dst": port.mac},
+                actions=encap(tenant, egress, remote_host),
+                kind=CookieKind.REMOTE, owner=port.serial)
+
+
+def arp_responder(state, tenant):
+    """Answer ARP requests from local ports for every IP of the tenant, in place."""
+    out = []
+    for port in state.ports_of(tenant.name):
+        out.append(flow(
+            Table.ARP, Prio.RESPOND,
+            {"metadata": metadata_for(tenant.id), "eth_type": ETH_TYPE_ARP,
+             "arp_op": ARP_REQUEST, "arp_tpa": port.ip},
+            actions=[("move", "eth_src", "eth_dst"), ("set_field", "eth_src", port.mac),
+                     ("set_field", "arp_op", ARP_REPLY), ("move", "arp_sha", "arp_tha"),
+                     ("move", "arp_spa", "arp_tpa"), ("set_field", "arp_sha", port.mac),
+                     ("set_field", "arp_spa", port.ip), ("output", "in_port")],
+            kind=CookieKind.ARP, owner=port.serial))
+    return out
+
+
+def to_flood_table(tenant, owner):
+    """Group-addressed frames flood from anywhere; unknown unicast floods only
+    from local ports (from the network it is someone else's or nobody's)."""
+    return [
+        flow(Table.L2, Prio.MULTICAST,
+             {"metadata": (metadata_for(tenant.id), TENANT_MASK), "eth_dst": MULTICAST_BIT},
+             goto=Table.FLOOD, **owner),
+        flow(Table.L2, Prio.FLOOD, {"metadata": metadata_for(tenant.id)},
+             goto=Table.FLOOD, **owner),
+    ]
+
+
+def flood(tenant, local_ofports, egress, remotes, owner):
+    """Head-end replication: every local port of the tenant, plus one copy per
+    remote host that has the tenant (VLAN: one tagged copy on the uplink)."""
+    locals_ = [("output", n) for n in sorted(local_ofports)]
+    to_net = []
+    if egress is not None and remotes:
+        if egress[0] == "vlan":
+            to_net = encap(tenant, egress, None)
+        else:
+            to_net = [("set_field", "tunnel_id", tenant.segment)]
+            for h in remotes:
+                to_net += [("set_field", "tun_ipv4_dst", h.tunnel_ip), ("output", egress[1])]
+    return [
+        flow(Table.FLOOD, Prio.ALLOW, {"metadata": metadata_for(tenant.id)},
+             actions=locals_ + to_net, **owner),
+        flow(Table.FLOOD, Prio.ALLOW, {"metadata": metadata_for(tenant.id, from_net=True)},
+             actions=locals_, **owner),
+    ]

@@ -1,0 +1,546 @@
+"""A pure-Python OpenFlow 1.3 flow-table simulator, as Open vSwitch applies it.
+
+Why it exists: the compiler's output is a set of plain `Flow` values, and the
+cheapest way to know they do what we mean (isolation between tenants, ARP
+answered from flows, no loops over the fabric or the tunnel mesh) is to run
+packets through them without a switch.  Faucet's clib/fakeoftable.py showed
+the value of this; this is our own, smaller take on it, fitted to flows.py.
+
+Two layers of checking, both aimed at compiler bugs:
+
+* `install_check(flow)` refuses what ovs-vswitchd would refuse at flow-mod
+  time (missing prerequisites, value bits outside the mask, unmaskable fields
+  masked, set_field vlan_vid without OFPVID_PRESENT, pop_vlan or set_field
+  vlan_vid on a flow that cannot be tagged, dec_ttl on non-IP...).  A flow the
+  switch rejects would otherwise "work" here and fail in the lab.
+* At run time, two flows of one priority matching the same packet raise
+  SimError: OpenFlow leaves the choice undefined, so it is always a bug.
+
+Packets are dicts of OXM field names (flows.MATCH_FIELDS, plus ip_ttl) in the
+canonical value forms flows.py uses.  As in OVS, the pipeline fields metadata,
+reg5-7, tunnel_id, tun_ipv4_* read as 0 when absent, and an absent vlan_vid is
+OFPVID_NONE (0), so `vlan_vid=0` matches untagged packets.  Any other absent
+field never matches (this is how prerequisites behave at run time).
+"""
+import ipaddress
+import re
+from collections import deque, namedtuple
+from dataclasses import dataclass, field as dc_field
+
+from controller.flows import MATCH_FIELDS, Flow
+from controller.pipeline import (ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN,
+                                 OFPVID_PRESENT, Table)
+
+
+class SimError(Exception):
+    """The flows (or the test's packet) are wrong in a way OVS would not hide."""
+
+
+# --- fields -----------------------------------------------------------------
+KINDS = dict(MATCH_FIELDS, ip_ttl="int")
+_INT_WIDTH = {"in_port": 32, "metadata": 64, "eth_type": 16, "vlan_vid": 13,
+              "ip_proto": 8, "arp_op": 16, "tunnel_id": 64, "tcp_src": 16,
+              "tcp_dst": 16, "udp_src": 16, "udp_dst": 16, "icmpv4_type": 8,
+              "icmpv4_code": 8, "reg5": 32, "reg6": 32, "reg7": 32, "ip_ttl": 8}
+WIDTH = {f: (_INT_WIDTH[f] if k == "int" else 48 if k == "mac" else 32)
+         for f, k in KINDS.items()}
+# Fields OVS refuses to mask (OFPBMC_BAD_MASK): mf_field maskable=MFM_NONE.
+UNMASKABLE = {"in_port", "eth_type", "ip_proto", "arp_op", "icmpv4_type", "icmpv4_code"}
+# Fields that exist in every packet with value 0 until set (OVS flow metadata).
+DEFAULTS = {"metadata": 0, "reg5": 0, "reg6": 0, "reg7": 0, "tunnel_id": 0,
+            "tun_ipv4_src": "0.0.0.0", "tun_ipv4_dst": "0.0.0.0", "vlan_vid": 0}
+# Per-switch state that does not travel on a wire.
+PIPELINE_ONLY = {"in_port", "metadata", "reg5", "reg6", "reg7", "tunnel_id",
+                 "tun_ipv4_src", "tun_ipv4_dst"}
+_IP = {ETH_TYPE_IP, 0x86DD}
+# field -> [(field it needs, allowed values)], as OVS's mf_are_prereqs_ok.
+PREREQS = {f: [("eth_type", {ETH_TYPE_ARP})]
+           for f in ("arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha")}
+PREREQS.update({f: [("eth_type", {ETH_TYPE_IP})] for f in ("ipv4_src", "ipv4_dst")})
+PREREQS["ip_proto"] = [("eth_type", _IP)]
+PREREQS["ip_ttl"] = [("eth_type", _IP)]
+for _proto, _fields in ((6, ("tcp_src", "tcp_dst")), (17, ("udp_src", "udp_dst")),
+                        (1, ("icmpv4_type", "icmpv4_code"))):
+    for _f in _fields:
+        PREREQS[_f] = [("eth_type", {ETH_TYPE_IP} if _proto == 1 else _IP),
+                       ("ip_proto", {_proto})]
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def to_bits(fname, value):
+    """Field value in canonical form -> int, so masks work the same for all kinds."""
+    kind = KINDS[fname]
+    if kind == "mac":
+        return int(value.replace(":", ""), 16)
+    if kind == "ip":
+        return int(ipaddress.IPv4Address(value))
+    return value
+
+
+def from_bits(fname, bits):
+    """Inverse of to_bits."""
+    kind = KINDS[fname]
+    if kind == "mac":
+        return ":".join(f"{b:02x}" for b in bits.to_bytes(6, "big"))
+    if kind == "ip":
+        return str(ipaddress.IPv4Address(bits))
+    return bits
+
+
+def _valid(fname, value):
+    """Is `value` a canonical, in-range value of `fname` (no mask)?"""
+    kind = KINDS[fname]
+    if kind == "mac":
+        return isinstance(value, str) and bool(_MAC_RE.match(value))
+    if kind == "ip":
+        try:
+            return str(ipaddress.IPv4Address(value)) == value
+        except ValueError:
+            return False
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value < (1 << WIDTH[fname]))
+
+
+def _value_mask(fname, want):
+    """A match value -> (value bits, mask bits); an unmasked value is exact."""
+    if isinstance(want, tuple):
+        return to_bits(fname, want[0]), to_bits(fname, want[1])
+    return to_bits(fname, want), (1 << WIDTH[fname]) - 1
+
+
+def _get(packet, fname):
+    return packet.get(fname, DEFAULTS.get(fname))
+
+
+# --- install-time checks ------------------------------------------------------
+def _exact(match, fname):
+    """The exact value a match pins `fname` to, or None."""
+    want = match.get(fname)
+    return None if want is None or isinstance(want, tuple) else want
+
+
+def _prereqs_ok(match, fname):
+    return all(_exact(match, need) in allowed for need, allowed in PREREQS.get(fname, ()))
+
+
+def _tagged(match):
+    """Does the match guarantee a VLAN tag (OFPVID_PRESENT matched as 1)?"""
+    if "vlan_vid" not in match:
+        return False
+    value, mask = _value_mask("vlan_vid", match["vlan_vid"])
+    return bool(value & mask & OFPVID_PRESENT)
+
+
+def install_check(flow):
+    """Raise SimError if ovs-vswitchd would reject `flow`; see module doc.
+
+    The prerequisite checks follow OVS: each flow is checked on its own
+    match, so a goto'd table cannot rely on what an earlier table matched.
+    """
+    def bad(why):
+        raise SimError(f"switch would reject {format_flow(flow)}: {why}")
+
+    match = flow.match_dict()
+    for fname, want in match.items():
+        parts = want if isinstance(want, tuple) else (want,)
+        if not all(_valid(fname, p) for p in parts):
+            bad(f"{fname}={want!r} out of range")         # OFPBMC_BAD_VALUE
+        if isinstance(want, tuple):
+            if fname in UNMASKABLE:
+                bad(f"{fname} cannot be masked")          # OFPBMC_BAD_MASK
+            value, mask = _value_mask(fname, want)
+            if value & ~mask:
+                bad(f"{fname} value has bits outside its mask")  # BAD_WILDCARDS
+        if not _prereqs_ok(match, fname):
+            bad(f"{fname} needs {PREREQS[fname]} in the match")  # BAD_PREREQ
+    if "vlan_vid" in match:
+        value, mask = _value_mask("vlan_vid", match["vlan_vid"])
+        if value & 0xFFF and mask & OFPVID_PRESENT and not value & OFPVID_PRESENT:
+            bad("vlan_vid matches a VID without OFPVID_PRESENT: never matches")
+    if _exact(match, "eth_type") in (ETH_TYPE_VLAN, 0x88A8):
+        bad("eth_type is the inner type in OpenFlow; match vlan_vid for tags")
+    tagged = _tagged(match)
+    for action in flow.actions:
+        name, args = action[0], action[1:]
+        if name == "push_vlan":
+            if args[0] not in (ETH_TYPE_VLAN, 0x88A8):
+                bad(f"push_vlan of ethertype {args[0]:#x}")
+            if tagged:
+                bad("push_vlan on a tagged packet (QinQ) is not modelled")
+            tagged = True
+        elif name == "pop_vlan":
+            if not tagged:
+                bad("pop_vlan on a flow whose match does not guarantee a tag")
+            tagged = False
+        elif name == "set_field":
+            fname, value = args
+            if not _valid(fname, value):
+                bad(f"set_field {fname}={value!r} out of range")
+            if fname == "vlan_vid" and not (tagged and value & OFPVID_PRESENT):
+                bad("set_field vlan_vid needs a tag and OFPVID_PRESENT in the value")
+            if not _prereqs_ok(match, fname):
+                bad(f"set_field {fname} needs {PREREQS[fname]} in the match")
+        elif name == "move":
+            for fname in args:
+                if not _prereqs_ok(match, fname):
+                    bad(f"move {fname} needs {PREREQS[fname]} in the match")
+        elif name == "dec_ttl" and _exact(match, "eth_type") not in _IP:
+            bad("dec_ttl needs an IP eth_type in the match")
+    if flow.metadata is not None:
+        value, mask = (flow.metadata if isinstance(flow.metadata, tuple)
+                       else (flow.metadata, (1 << 64) - 1))
+        if not (_valid("metadata", value) and _valid("metadata", mask)):
+            bad("write-metadata out of 64 bits")
+
+
+# --- one switch ---------------------------------------------------------------
+class FlowTable:
+    """All OpenFlow tables of one switch: table id -> flows, highest priority first."""
+
+    def __init__(self, tables):
+        self.tables = {t: sorted(fl, key=lambda f: -f.priority) for t, fl in tables.items()}
+        self._compiled = {id(f): [(n, *_value_mask(n, w)) for n, w in f.match]
+                          for fl in self.tables.values() for f in fl}
+
+    @classmethod
+    def from_flows(cls, flows, check=True):
+        """Group flows by table.  Identical duplicates collapse (as a flow-mod
+        would); two different flows with one key are a compiler bug because the
+        second flow-mod would silently replace the first."""
+        by_key = {}
+        for f in flows:
+            if not isinstance(f, Flow):
+                raise SimError(f"not a Flow: {f!r}")
+            other = by_key.setdefault(f.key, f)
+            if other.content != f.content:
+                raise SimError(f"two flows share table/priority/match:\n  "
+                               f"{format_flow(other)}\n  {format_flow(f)}")
+            if check:
+                install_check(f)
+        tables = {}
+        for f in by_key.values():
+            tables.setdefault(f.table, []).append(f)
+        return cls(tables)
+
+    def flows(self, table=None):
+        if table is not None:
+            return list(self.tables.get(int(table), ()))
+        return [f for t in sorted(self.tables) for f in self.tables[t]]
+
+    def __len__(self):
+        return sum(len(fl) for fl in self.tables.values())
+
+    def _matches(self, flow, packet):
+        for fname, value, mask in self._compiled[id(flow)]:
+            have = _get(packet, fname)
+            if have is None or (to_bits(fname, have) & mask) != value:
+                return False
+        return True
+
+    def lookup(self, table, packet):
+        """The flow `packet` hits in `table`, or None (table miss)."""
+        best = None
+        for f in self.tables.get(int(table), ()):
+            if best is not None and f.priority < best.priority:
+                break
+            if self._matches(f, packet):
+                if best is not None:
+                    raise SimError(
+                        f"two flows of priority {f.priority} in table {table} both "
+                        f"match {format_packet(packet)}:\n  {format_flow(best)}\n"
+                        f"  {format_flow(f)}")
+                best = f
+        return best
+
+    def overlaps(self):
+        """Pairs of same-table, same-priority flows that some packet could hit
+        together (each common field agrees on the bits both masks care about).
+        A static version of the run-time tie check."""
+        pairs = []
+        for fl in self.tables.values():
+            for i, a in enumerate(fl):
+                ca = {n: (v, m) for n, v, m in self._compiled[id(a)]}
+                for b in fl[i + 1:]:
+                    if b.priority != a.priority:
+                        break
+                    if all((v ^ ca[n][0]) & m & ca[n][1] == 0
+                           for n, v, m in self._compiled[id(b)] if n in ca):
+                        pairs.append((a, b))
+        return pairs
+
+
+Step = namedtuple("Step", "table packet flow")   # packet as it entered `table`
+
+
+@dataclass
+class Result:
+    """What one packet did in one switch."""
+    outputs: list = dc_field(default_factory=list)     # [(port, packet dict)]
+    steps: list = dc_field(default_factory=list)       # [Step]
+    suppressed: list = dc_field(default_factory=list)  # ports skipped: == in_port
+    drop_reason: str = None   # why the pipeline ended, if it output nothing
+
+    @property
+    def trace(self):
+        """The flows hit, in order."""
+        return [s.flow for s in self.steps if s.flow is not None]
+
+    @property
+    def dropped(self):
+        return not self.outputs
+
+    @property
+    def ports(self):
+        return [port for port, _ in self.outputs]
+
+    def outputs_to(self, port):
+        return [pkt for p, pkt in self.outputs if p == port]
+
+    def format_trace(self):
+        lines = []
+        for step in self.steps:
+            lines.append(f"table {step.table}: {format_packet(step.packet)}")
+            lines.append("  -> " + (format_flow(step.flow) if step.flow else "MISS"))
+        lines += [f"  output {p}: {format_packet(pkt)}" for p, pkt in self.outputs]
+        lines += [f"  output {p} suppressed (in_port)" for p in self.suppressed]
+        if self.dropped:
+            lines.append(f"  dropped: {self.drop_reason}")
+        return "\n".join(lines)
+
+
+def check_packet(packet):
+    """Refuse a test packet that no wire could carry, or that has a typo."""
+    for fname, value in packet.items():
+        if fname not in KINDS:
+            raise SimError(f"packet field {fname!r} is not a known field")
+        if not _valid(fname, value):
+            raise SimError(f"packet {fname}={value!r} is not canonical/in range")
+    if "vlan_vid" in packet and not packet["vlan_vid"] & OFPVID_PRESENT:
+        raise SimError("a tagged packet's vlan_vid carries OFPVID_PRESENT; "
+                       "leave vlan_vid out for untagged")
+    if packet.get("eth_type") in (ETH_TYPE_VLAN, 0x88A8):
+        raise SimError("eth_type is the inner ethertype; give tags as vlan_vid")
+    if not packet.get("in_port"):
+        raise SimError("packet needs an in_port")
+
+
+class Simulator:
+    """One switch: runs packets through a FlowTable from table 0."""
+
+    def __init__(self, flows, name=None, check=True):
+        self.table = flows if isinstance(flows, FlowTable) else FlowTable.from_flows(flows, check)
+        self.name = name
+        self.last = None
+
+    def run(self, packet, in_port=None, table=Table.CLASSIFY):
+        """Run a copy of `packet` (in_port given in it or as argument)."""
+        pkt = dict(packet)
+        if in_port is not None:
+            pkt["in_port"] = in_port
+        check_packet(pkt)
+        res = self.last = Result()
+        while table is not None:
+            flow = self.table.lookup(table, pkt)
+            res.steps.append(Step(int(table), dict(pkt), flow))
+            if flow is None:
+                res.drop_reason = f"table miss in table {int(table)}"
+                break
+            if not self._apply(flow, pkt, res):
+                break
+            if flow.metadata is not None:
+                value, mask = (flow.metadata if isinstance(flow.metadata, tuple)
+                               else (flow.metadata, (1 << 64) - 1))
+                pkt["metadata"] = (_get(pkt, "metadata") & ~mask) | (value & mask)
+            if flow.goto is None and res.drop_reason is None and not res.outputs:
+                res.drop_reason = ("dropped by flow" if not flow.actions else
+                                   f"pipeline ended in table {flow.table} without output")
+            table = flow.goto
+        return res
+
+    def outputs_to(self, port):
+        """Packets the last run() sent to `port`."""
+        return self.last.outputs_to(port) if self.last else []
+
+    @staticmethod
+    def _apply(flow, pkt, res):
+        """Apply-actions, in order, on `pkt`.  False if the packet is gone."""
+        for action in flow.actions:
+            name, args = action[0], action[1:]
+            if name == "output":
+                port = pkt["in_port"] if args[0] == "in_port" else args[0]
+                if args[0] != "in_port" and port == pkt["in_port"]:
+                    res.suppressed.append(port)   # OpenFlow: never back out in_port
+                else:
+                    res.outputs.append((port, dict(pkt)))
+            elif name == "push_vlan":
+                if "vlan_vid" in pkt:
+                    raise SimError(f"push_vlan on a tagged packet: {format_flow(flow)}")
+                pkt["vlan_vid"] = OFPVID_PRESENT     # new outer tag, VID 0
+            elif name == "pop_vlan":
+                if "vlan_vid" not in pkt:
+                    raise SimError(f"pop_vlan on an untagged packet: {format_flow(flow)}")
+                del pkt["vlan_vid"]
+            elif name == "set_field":
+                if args[0] == "vlan_vid" and "vlan_vid" not in pkt:
+                    raise SimError(f"set_field vlan_vid on untagged packet: {format_flow(flow)}")
+                pkt[args[0]] = args[1]
+            elif name == "move":
+                src, dst = args
+                if src not in pkt:
+                    raise SimError(f"move from {src}, absent in {format_packet(pkt)}")
+                pkt[dst] = pkt[src]
+            elif name == "dec_ttl":
+                ttl = pkt.get("ip_ttl", 64)
+                if ttl <= 1:     # OVS: sent to controller as invalid TTL, dropped
+                    res.drop_reason = "ttl expired"
+                    return False
+                pkt["ip_ttl"] = ttl - 1
+            else:
+                raise SimError(f"unknown action {action!r}")
+        return True
+
+
+# --- formatting ----------------------------------------------------------------
+_HEX = {"metadata", "eth_type", "vlan_vid", "tunnel_id", "reg5", "reg6", "reg7"}
+
+
+def _fmt_value(fname, value):
+    if isinstance(value, tuple):
+        return "/".join(_fmt_value(fname, v) for v in value)
+    return hex(value) if fname in _HEX and isinstance(value, int) else str(value)
+
+
+def format_packet(packet):
+    return "{" + ", ".join(f"{k}={_fmt_value(k, v)}" for k, v in sorted(packet.items())) + "}"
+
+
+def format_flow(flow):
+    """One line, close to ovs-ofctl dump-flows, for assertion messages."""
+    match = ",".join(f"{k}={_fmt_value(k, v)}" for k, v in flow.match)
+    acts = []
+    for a in flow.actions:
+        if a[0] == "set_field":
+            acts.append(f"set_field:{_fmt_value(a[1], a[2])}->{a[1]}")
+        elif a[0] == "move":
+            acts.append(f"move:{a[1]}->{a[2]}")
+        elif a[0] == "push_vlan":
+            acts.append(f"push_vlan:{a[1]:#x}")
+        else:
+            acts.append(":".join(str(x) for x in a))
+    if flow.metadata is not None:
+        acts.append(f"write_metadata:{_fmt_value('metadata', flow.metadata)}")
+    if flow.goto is not None:
+        acts.append(f"goto_table:{flow.goto}")
+    return (f"table={flow.table},priority={flow.priority}"
+            f"{',' + match if match else ''} actions={','.join(acts) or 'drop'}")
+
+
+# --- several switches -------------------------------------------------------------
+Delivery = namedtuple("Delivery", "switch port packet")
+Hop = namedtuple("Hop", "switch in_port result")
+Lost = namedtuple("Lost", "switch port packet reason")
+TUNNEL_ID_BITS = {"vxlan": 24, "gre": 32}   # what the wire can carry of tunnel_id
+
+
+@dataclass
+class _Switch:
+    sim: Simulator
+    tunnel_ip: str = None
+    tunnel_port: int = None
+    tunnel_type: str = "vxlan"
+
+
+class Network:
+    """Switches, the wires between them, and the hosts at their other ports.
+
+    * a fabric joins (switch, port) endpoints like a dumb hub: a frame out of
+      one endpoint reaches every other endpoint of that fabric (a link is a
+      fabric of two);
+    * a frame out of a switch's tunnel port reaches the switch whose tunnel_ip
+      is its tun_ipv4_dst, on that switch's tunnel port, with tunnel_id (cut
+      to what VXLAN/GRE carry) and tun_ipv4_src/dst set;
+    * a frame out of any other port is delivered to a host.
+
+    Crossing a wire drops per-switch state (metadata, registers, tunnel
+    fields) as the real thing does; deliveries carry only wire fields.
+    """
+
+    def __init__(self, max_hops=256):
+        self.switches = {}
+        self.fabric_of = {}   # (switch, port) -> fabric name
+        self.fabrics = {}     # fabric name -> [(switch, port)]
+        self.max_hops = max_hops
+        self.hops, self.lost = [], []
+
+    def add_switch(self, name, flows, tunnel_ip=None, tunnel_port=None, tunnel_type="vxlan"):
+        if name in self.switches:
+            raise SimError(f"switch {name!r} added twice")
+        if (tunnel_ip is None) != (tunnel_port is None) or tunnel_type not in TUNNEL_ID_BITS:
+            raise SimError("a tunnel needs tunnel_ip, tunnel_port and a known tunnel_type")
+        if tunnel_ip is not None and any(s.tunnel_ip == tunnel_ip for s in self.switches.values()):
+            raise SimError(f"tunnel ip {tunnel_ip} used twice")
+        sim = flows if isinstance(flows, Simulator) else Simulator(flows, name=name)
+        self.switches[name] = _Switch(sim, tunnel_ip, tunnel_port, tunnel_type)
+        return sim
+
+    def add_fabric(self, name, *endpoints):
+        """Attach (switch, port) endpoints to fabric `name` (created on first use)."""
+        for ep in endpoints:
+            sw, port = ep
+            if sw not in self.switches:
+                raise SimError(f"unknown switch {sw!r}")
+            if ep in self.fabric_of or port == self.switches[sw].tunnel_port:
+                raise SimError(f"{ep} is already wired")
+            self.fabric_of[ep] = name
+            self.fabrics.setdefault(name, []).append(ep)
+
+    def add_link(self, a, b):
+        self.add_fabric(f"link:{a[0]}.{a[1]}-{b[0]}.{b[1]}", a, b)
+
+    @staticmethod
+    def _wire(packet):
+        return {k: v for k, v in packet.items() if k not in PIPELINE_ONLY}
+
+    def _by_ip(self, ip):
+        return next((n for n, s in self.switches.items() if s.tunnel_ip == ip), None)
+
+    def inject(self, switch, in_port, packet):
+        """Send `packet` into `switch` on `in_port`; follow every copy to its
+        end.  Returns the host deliveries; hops and lost frames are kept in
+        self.hops / self.lost.  Raises SimError on a forwarding loop."""
+        self.hops, self.lost = [], []
+        deliveries = []
+        queue = deque([(switch, in_port, dict(packet), frozenset())])
+        while queue:
+            sw, port, pkt, ancestors = queue.popleft()
+            state = (sw, port, tuple(sorted(pkt.items())))
+            if state in ancestors or len(self.hops) >= self.max_hops:
+                raise SimError(f"forwarding loop at {sw} port {port}:\n{self.format_trace()}")
+            ancestors = ancestors | {state}
+            node = self.switches[sw]
+            res = node.sim.run(pkt, in_port=port)
+            self.hops.append(Hop(sw, port, res))
+            for out_port, out in res.outputs:
+                ep = (sw, out_port)
+                if ep in self.fabric_of:
+                    for peer in self.fabrics[self.fabric_of[ep]]:
+                        if peer != ep:
+                            queue.append((*peer, self._wire(out), ancestors))
+                elif out_port == node.tunnel_port:
+                    dst = out.get("tun_ipv4_dst")
+                    peer = self._by_ip(dst)
+                    if peer is None or peer == sw:
+                        self.lost.append(Lost(sw, out_port, out, f"no tunnel endpoint {dst}"))
+                        continue
+                    inner = self._wire(out)
+                    bits = TUNNEL_ID_BITS[node.tunnel_type]
+                    inner.update(tunnel_id=out.get("tunnel_id", 0) & ((1 << bits) - 1),
+                                 tun_ipv4_src=node.tunnel_ip, tun_ipv4_dst=dst)
+                    queue.append((peer, self.switches[peer].tunnel_port, inner, ancestors))
+                else:
+                    deliveries.append(Delivery(sw, out_port, self._wire(out)))
+        return deliveries
+
+    def format_trace(self):
+        return "\n".join(f"== {h.switch} in_port {h.in_port}\n{h.result.format_trace()}"
+                         for h in self.hops)

@@ -1,0 +1,129 @@
+"""The desired state: hosts, tenants (VPCs), subnets and ports.
+
+Plain dataclasses in plain dicts.  `State` is what the store persists and what
+the compiler reads; it is changed only by `State.apply(ops)`, with ops that the
+service has already validated and the store has already made durable.
+"""
+import copy
+import ipaddress
+from dataclasses import asdict, dataclass, fields
+
+NETWORK_TYPES = ("vlan", "vxlan", "gre")
+SEGMENT_RANGE = {"vlan": (1, 4094), "vxlan": (1, 16_777_215), "gre": (1, 4_294_967_295)}
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    dpid: int
+    tunnel_ip: str
+    uplink_port: object = None
+    external_port: object = None
+    external_ip: object = None
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    network: str
+    segment: int
+    id: int            # small internal id: metadata value, cookie owner, ct zone
+
+
+@dataclass(frozen=True)
+class Subnet:
+    tenant: str
+    cidr: str
+    gateway: str
+
+    @property
+    def net(self):
+        return ipaddress.IPv4Network(self.cidr)
+
+
+@dataclass(frozen=True)
+class Port:
+    id: str
+    tenant: str
+    host: str
+    port: str          # OVS port name on the host's integration bridge
+    ip: str
+    mac: str
+    subnet: str        # the subnet's CIDR
+    serial: int        # small integer for the cookie owner field
+
+
+KINDS = {"hosts": Host, "tenants": Tenant, "subnets": Subnet, "ports": Port}
+
+
+def subnet_key(tenant, cidr):
+    return f"{tenant}/{cidr}"
+
+
+def record(obj):
+    return asdict(obj)
+
+
+def from_record(kind, data):
+    cls = KINDS[kind]
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class State:
+    """All desired state, indexed the ways the service and compiler ask."""
+
+    def __init__(self, collections=None):
+        self.hosts = {}
+        self.tenants = {}
+        self.subnets = {}
+        self.ports = {}
+        for kind, items in (collections or {}).items():
+            if kind in KINDS:
+                for key, data in items.items():
+                    getattr(self, kind)[key] = from_record(kind, data)
+
+    def to_collections(self):
+        return {kind: {k: record(v) for k, v in getattr(self, kind).items()} for kind in KINDS}
+
+    def apply(self, ops):
+        """Apply validated ops: ("put", kind, key, record) / ("del", kind, key)."""
+        for op in ops:
+            if op[0] == "put":
+                _, kind, key, data = op
+                getattr(self, kind)[key] = from_record(kind, data)
+            elif op[0] == "del":
+                getattr(self, op[1]).pop(op[2], None)
+            else:
+                raise ValueError(f"unknown op {op[0]!r}")
+
+    def copy(self):
+        return copy.copy(self)._shallow()
+
+    def _shallow(self):
+        for kind in KINDS:
+            setattr(self, kind, dict(getattr(self, kind)))
+        return self
+
+    # --- queries -------------------------------------------------------
+    def subnets_of(self, tenant):
+        return sorted((s for s in self.subnets.values() if s.tenant == tenant),
+                      key=lambda s: (s.net.network_address, s.net.prefixlen))
+
+    def ports_of(self, tenant):
+        return sorted((p for p in self.ports.values() if p.tenant == tenant), key=lambda p: p.serial)
+
+    def ports_on(self, host):
+        return sorted((p for p in self.ports.values() if p.host == host), key=lambda p: p.serial)
+
+    def host_by_dpid(self, dpid):
+        for h in self.hosts.values():
+            if h.dpid == dpid:
+                return h
+        return None
+
+    def tenant_by_id(self, tid):
+        for t in self.tenants.values():
+            if t.id == tid:
+                return t
+        return None

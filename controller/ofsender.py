@@ -1,0 +1,196 @@
+"""The OpenFlow sender: the only code that builds os-ken messages for flows.
+
+It turns Flow values into flow-mods, reads the cookies a switch holds, and
+applies a change as one atomic, ordered ONF bundle (the OVN ofctrl lesson: the
+switch goes from the old flow set to the new one with nothing in between).
+
+Replies are matched to requests by xid.  The os-ken app's event handlers call
+`on_reply` / `on_error`; the caller waits in its own greenthread (never in the
+app's event loop, which must stay free to deliver those replies).
+
+LAB.md gotcha handled here: a message rejected when *added* to a bundle does
+not poison it, so after the adds we send a barrier, look for errors against
+the adds' xids, and discard the bundle if any came back.
+"""
+import itertools
+import logging
+
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from controller.flows import MOVE_FIELDS
+
+LOG = logging.getLogger(__name__)
+ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
+BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+REPLY_TIMEOUT = 15.0
+BUNDLE_CHUNK = 5000   # adds per bundle-add burst before a barrier (keeps queues sane)
+
+
+class SwitchError(Exception):
+    """The switch refused something or did not answer."""
+
+
+def to_actions(actions):
+    out = []
+    for a in actions:
+        name = a[0]
+        if name == "output":
+            port = ofp.OFPP_IN_PORT if a[1] == "in_port" else a[1]
+            out.append(parser.OFPActionOutput(port, 0))
+        elif name == "push_vlan":
+            out.append(parser.OFPActionPushVlan(a[1]))
+        elif name == "pop_vlan":
+            out.append(parser.OFPActionPopVlan())
+        elif name == "set_field":
+            out.append(parser.OFPActionSetField(**{a[1]: a[2]}))
+        elif name == "move":
+            out.append(parser.NXActionRegMove(src_field=a[1], dst_field=a[2],
+                                              n_bits=MOVE_FIELDS[a[1]], src_ofs=0, dst_ofs=0))
+        elif name == "dec_ttl":
+            out.append(parser.OFPActionDecNwTtl())
+        else:
+            raise ValueError(f"no OpenFlow form for action {a!r}")
+    return out
+
+
+def to_instructions(f):
+    inst = []
+    if f.actions:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, to_actions(f.actions)))
+    if f.metadata is not None:
+        inst.append(parser.OFPInstructionWriteMetadata(*f.metadata))
+    if f.goto is not None:
+        inst.append(parser.OFPInstructionGotoTable(f.goto))
+    return inst
+
+
+def add_flow_mod(dp, f):
+    return parser.OFPFlowMod(dp, cookie=f.cookie, table_id=f.table, command=ofp.OFPFC_ADD,
+                             priority=f.priority, match=parser.OFPMatch(**f.match_dict()),
+                             instructions=to_instructions(f))
+
+
+def delete_cookie_mod(dp, cookie):
+    """Delete exactly the flows carrying this cookie, in every table."""
+    return parser.OFPFlowMod(dp, cookie=cookie, cookie_mask=ALL_COOKIE_BITS,
+                             table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
+                             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                             match=parser.OFPMatch())
+
+
+class _Pending:
+    def __init__(self):
+        self.event = hub.Event()
+        self.replies = []
+        self.error = None
+
+
+class OFSession:
+    """One connected datapath, with request/reply matching."""
+
+    _bundle_ids = itertools.count(1)
+
+    def __init__(self, dp):
+        self.dp = dp
+        self.dpid = dp.id
+        self._pending = {}
+        self._watch = {}   # xid -> error, for bundle adds
+
+    # --- called from the app's event handlers --------------------------------
+    def on_reply(self, msg, more=False):
+        p = self._pending.get(msg.xid)
+        if p is None:
+            return
+        p.replies.append(msg)
+        if not more:
+            p.event.set()
+
+    def on_error(self, msg):
+        if msg.xid in self._watch:
+            self._watch[msg.xid] = msg
+        p = self._pending.get(msg.xid)
+        if p is not None:
+            p.error = msg
+            p.event.set()
+
+    def fail_all(self, reason):
+        for p in self._pending.values():
+            p.error = reason
+            p.event.set()
+
+    # --- requests -----------------------------------------------------------------
+    def call(self, msg, timeout=REPLY_TIMEOUT):
+        self.dp.set_xid(msg)
+        p = self._pending[msg.xid] = _Pending()
+        try:
+            if not self.dp.send_msg(msg):
+                raise SwitchError(f"dpid {self.dpid:016x}: connection is gone")
+            if not p.event.wait(timeout=timeout):
+                raise SwitchError(f"dpid {self.dpid:016x}: no reply to {type(msg).__name__} "
+                                  f"within {timeout:.0f}s")
+            if p.error is not None:
+                raise SwitchError(f"dpid {self.dpid:016x}: {type(msg).__name__} failed: "
+                                  f"{_describe_error(p.error)}")
+            return p.replies
+        finally:
+            self._pending.pop(msg.xid, None)
+
+    def barrier(self):
+        self.call(parser.OFPBarrierRequest(self.dp))
+
+    def dump_cookies(self):
+        """Cookies of every flow the switch holds (one per flow)."""
+        req = parser.OFPFlowStatsRequest(self.dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                         0, 0, parser.OFPMatch())
+        cookies = []
+        for reply in self.call(req):
+            cookies += [stat.cookie for stat in reply.body]
+        return cookies
+
+    def apply(self, delete_cookies, add_flows):
+        """Deletes then adds, as one atomic ordered bundle.  Returns messages sent."""
+        msgs = [delete_cookie_mod(self.dp, c) for c in delete_cookies]
+        msgs += [add_flow_mod(self.dp, f) for f in add_flows]
+        if not msgs:
+            return 0
+        bid = next(self._bundle_ids) & 0xFFFF_FFFF
+        self._ctrl(bid, ofp.ONF_BCT_OPEN_REQUEST)
+        try:
+            for start in range(0, len(msgs), BUNDLE_CHUNK):
+                xids = []
+                for m in msgs[start:start + BUNDLE_CHUNK]:
+                    add = parser.ONFBundleAddMsg(self.dp, bid, BUNDLE_FLAGS, m, [])
+                    xids.append(self.dp.set_xid(add))
+                    self._watch[add.xid] = None
+                    if not self.dp.send_msg(add):
+                        raise SwitchError(f"dpid {self.dpid:016x}: connection is gone")
+                self.barrier()
+                bad = [self._watch[x] for x in xids if self._watch.get(x) is not None]
+                if bad:
+                    raise SwitchError(f"dpid {self.dpid:016x}: {len(bad)} flow-mod(s) refused, "
+                                      f"first: {_describe_error(bad[0])}")
+                for x in xids:
+                    self._watch.pop(x, None)
+        except Exception:
+            self._watch.clear()
+            try:
+                self._ctrl(bid, ofp.ONF_BCT_DISCARD_REQUEST)
+            except SwitchError as exc:
+                LOG.warning("discarding bundle %d failed: %s", bid, exc)
+            raise
+        self._ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST)
+        return len(msgs)
+
+    def _ctrl(self, bid, kind):
+        self.call(parser.ONFBundleCtrlMsg(self.dp, bid, kind, BUNDLE_FLAGS, []))
+
+
+def _describe_error(err):
+    if isinstance(err, str):
+        return err
+    text = f"type={err.type} code={err.code}"
+    if err.type == ofp.OFPET_EXPERIMENTER:
+        text += f" exp_type={getattr(err, 'exp_type', '?')}"
+    return text

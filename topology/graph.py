@@ -1,0 +1,158 @@
+"""What the controller knows about the network, as one networkx graph.
+
+Nodes (ids are strings so node-link JSON is plain):
+  host:<name>            a registered host (from the model): tunnel_ip, dpid
+  dp:<dpid16>            an OpenFlow datapath (a host's br-int or a fabric switch)
+  port:<dpid16>:<name>   a port of a datapath, with its OpenFlow number
+Edges:
+  host -- dp             kind="bridge": the host's integration bridge
+  dp -- port             kind="port"
+  host -- host           kind="tunnel": the logical overlay mesh between hosts
+                         whose bridges are connected (tunnel endpoints)
+
+The compiler never sees the graph: `snapshot()` hands it an immutable view,
+so a compile is a pure function of (model, snapshot, dpid).
+"""
+from dataclasses import dataclass, field
+from itertools import combinations
+from types import MappingProxyType
+
+import networkx as nx
+
+
+def dp_node(dpid):
+    return f"dp:{dpid:016x}"
+
+
+def port_node(dpid, name):
+    return f"port:{dpid:016x}:{name}"
+
+
+def host_node(name):
+    return f"host:{name}"
+
+
+@dataclass(frozen=True)
+class DatapathView:
+    connected: bool
+    ports: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+
+class TopoView:
+    """Immutable facts for the compiler: per dpid, connected and name->ofport."""
+
+    def __init__(self, datapaths):
+        self._dps = MappingProxyType(dict(datapaths))
+
+    def connected(self, dpid):
+        dp = self._dps.get(dpid)
+        return bool(dp and dp.connected)
+
+    def ports(self, dpid):
+        dp = self._dps.get(dpid)
+        return dp.ports if dp else MappingProxyType({})
+
+    def dpids(self):
+        return sorted(self._dps)
+
+    @classmethod
+    def build(cls, spec):
+        """For tests: {dpid: {"connected": bool, "ports": {name: ofport}}}."""
+        return cls({d: DatapathView(s.get("connected", True), MappingProxyType(dict(s["ports"])))
+                    for d, s in spec.items()})
+
+
+class Topology:
+    def __init__(self):
+        self.graph = nx.Graph()
+
+    # --- datapaths and ports (from switch events) -----------------------
+    def datapath_up(self, dpid):
+        self.graph.add_node(dp_node(dpid), kind="datapath", dpid=f"{dpid:016x}", connected=True)
+        self._refresh_mesh()
+
+    def datapath_down(self, dpid):
+        node = dp_node(dpid)
+        if node in self.graph:
+            self.graph.nodes[node]["connected"] = False
+            for p in [n for n in self.graph[node] if n.startswith("port:")]:
+                self.graph.remove_node(p)
+        self._refresh_mesh()
+
+    def set_ports(self, dpid, ports):
+        """Replace the port list of a datapath: {name: ofport}."""
+        node = dp_node(dpid)
+        for p in [n for n in self.graph[node] if n.startswith("port:")] if node in self.graph else []:
+            self.graph.remove_node(p)
+        for name, number in ports.items():
+            self.port_added(dpid, name, number)
+
+    def port_added(self, dpid, name, number):
+        node = dp_node(dpid)
+        if node not in self.graph:
+            self.graph.add_node(node, kind="datapath", dpid=f"{dpid:016x}", connected=True)
+        pn = port_node(dpid, name)
+        self.graph.add_node(pn, kind="port", name=name, ofport=number, dpid=f"{dpid:016x}")
+        self.graph.add_edge(node, pn, kind="port")
+
+    def port_deleted(self, dpid, name):
+        pn = port_node(dpid, name)
+        if pn in self.graph:
+            self.graph.remove_node(pn)
+
+    # --- hosts (from the model) -------------------------------------------
+    def sync_hosts(self, hosts):
+        wanted = {host_node(h.name): h for h in hosts}
+        for n in [n for n, d in self.graph.nodes(data=True) if d.get("kind") == "host"]:
+            if n not in wanted:
+                self.graph.remove_node(n)
+        for n, h in wanted.items():
+            self.graph.add_node(n, kind="host", name=h.name, tunnel_ip=h.tunnel_ip,
+                                dpid=f"{h.dpid:016x}")
+            dpn = dp_node(h.dpid)
+            if dpn not in self.graph:
+                self.graph.add_node(dpn, kind="datapath", dpid=f"{h.dpid:016x}", connected=False)
+            self.graph.add_edge(n, dpn, kind="bridge")
+        self._refresh_mesh()
+
+    def _refresh_mesh(self):
+        """Tunnel edges between every pair of hosts whose bridges are connected."""
+        hosts = [n for n, d in self.graph.nodes(data=True) if d.get("kind") == "host"]
+        live = sorted(n for n in hosts if self.graph.nodes.get(
+            dp_node(int(self.graph.nodes[n]["dpid"], 16)), {}).get("connected"))
+        self.graph.remove_edges_from([(a, b) for a, b, d in self.graph.edges(data=True)
+                                      if d.get("kind") == "tunnel"])
+        for a, b in combinations(live, 2):
+            self.graph.add_edge(a, b, kind="tunnel",
+                                endpoints=[self.graph.nodes[a]["tunnel_ip"],
+                                           self.graph.nodes[b]["tunnel_ip"]])
+
+    # --- queries ------------------------------------------------------------
+    def connected(self, dpid):
+        return bool(self.graph.nodes.get(dp_node(dpid), {}).get("connected"))
+
+    def port_number(self, dpid, name):
+        return self.graph.nodes.get(port_node(dpid, name), {}).get("ofport")
+
+    def ports(self, dpid):
+        node = dp_node(dpid)
+        if node not in self.graph:
+            return {}
+        return {self.graph.nodes[p]["name"]: self.graph.nodes[p]["ofport"]
+                for p in self.graph[node] if p.startswith("port:")}
+
+    def connected_dpids(self):
+        return sorted(int(d["dpid"], 16) for _, d in self.graph.nodes(data=True)
+                      if d.get("kind") == "datapath" and d.get("connected"))
+
+    def snapshot(self):
+        views = {}
+        for _, d in self.graph.nodes(data=True):
+            if d.get("kind") == "datapath":
+                dpid = int(d["dpid"], 16)
+                views[dpid] = DatapathView(bool(d.get("connected")),
+                                           MappingProxyType(self.ports(dpid)))
+        return TopoView(views)
+
+    def node_link(self):
+        return nx.node_link_data(self.graph, edges="links")
