@@ -95,7 +95,7 @@ def _check_action(action):
             raise FlowError(f"move {src}->{dst}: fields unknown or of different widths")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Flow:
     table: int
     priority: int
@@ -119,6 +119,10 @@ class Flow:
         digest = hashlib.blake2b(repr(self.content).encode(), digest_size=4).digest()
         return self.owner | int.from_bytes(digest, "big")
 
+    def sort_key(self):
+        """Flows mix value kinds (MAC vs masked pair), so order them by text."""
+        return (self.table, -self.priority, repr(self.match), repr(self.actions))
+
     def match_dict(self):
         return dict(self.match)
 
@@ -135,8 +139,10 @@ def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
         _check_action(action)
     if table not in {int(t) for t in Table}:
         raise FlowError(f"unknown table {table}")
-    if goto is not None and int(goto) <= int(table):
-        raise FlowError(f"goto {goto} from table {table}: tables only go forward")
+    if goto is not None and (goto not in {int(t) for t in Table} or int(goto) <= int(table)):
+        raise FlowError(f"goto {goto} from table {table}: must be a later pipeline table")
+    if not 0 <= int(priority) <= 0xFFFF:
+        raise FlowError(f"priority {priority} is outside 0..65535")
     if metadata is not None:
         if not isinstance(metadata, tuple):
             metadata = (metadata, METADATA_MASK)

@@ -446,8 +446,7 @@ TUNNEL_ID_BITS = {"vxlan": 24, "gre": 32}   # what the wire can carry of tunnel_
 class _Switch:
     sim: Simulator
     tunnel_ip: str = None
-    tunnel_port: int = None
-    tunnel_type: str = "vxlan"
+    tunnel_ports: dict = None    # ofport -> "vxlan" | "gre"
 
 
 class Network:
@@ -472,15 +471,23 @@ class Network:
         self.max_hops = max_hops
         self.hops, self.lost = [], []
 
-    def add_switch(self, name, flows, tunnel_ip=None, tunnel_port=None, tunnel_type="vxlan"):
+    def add_switch(self, name, flows, tunnel_ip=None, tunnel_port=None, tunnel_type="vxlan",
+                   tunnel_ports=None):
+        """`tunnel_ports` ({ofport: "vxlan"|"gre"}) gives a switch several
+        tunnel ports, as a host with one VXLAN and one GRE port has; a frame
+        leaving one arrives on the peer's port of the same type."""
         if name in self.switches:
             raise SimError(f"switch {name!r} added twice")
-        if (tunnel_ip is None) != (tunnel_port is None) or tunnel_type not in TUNNEL_ID_BITS:
-            raise SimError("a tunnel needs tunnel_ip, tunnel_port and a known tunnel_type")
+        tunnel_ports = dict(tunnel_ports or {})
+        if tunnel_port is not None:
+            tunnel_ports[tunnel_port] = tunnel_type
+        if (tunnel_ip is None) != (not tunnel_ports) or \
+                any(t not in TUNNEL_ID_BITS for t in tunnel_ports.values()):
+            raise SimError("a tunnel needs tunnel_ip, tunnel port(s) and a known tunnel_type")
         if tunnel_ip is not None and any(s.tunnel_ip == tunnel_ip for s in self.switches.values()):
             raise SimError(f"tunnel ip {tunnel_ip} used twice")
         sim = flows if isinstance(flows, Simulator) else Simulator(flows, name=name)
-        self.switches[name] = _Switch(sim, tunnel_ip, tunnel_port, tunnel_type)
+        self.switches[name] = _Switch(sim, tunnel_ip, tunnel_ports)
         return sim
 
     def add_fabric(self, name, *endpoints):
@@ -489,7 +496,7 @@ class Network:
             sw, port = ep
             if sw not in self.switches:
                 raise SimError(f"unknown switch {sw!r}")
-            if ep in self.fabric_of or port == self.switches[sw].tunnel_port:
+            if ep in self.fabric_of or port in (self.switches[sw].tunnel_ports or {}):
                 raise SimError(f"{ep} is already wired")
             self.fabric_of[ep] = name
             self.fabrics.setdefault(name, []).append(ep)
@@ -526,17 +533,20 @@ class Network:
                     for peer in self.fabrics[self.fabric_of[ep]]:
                         if peer != ep:
                             queue.append((*peer, self._wire(out), ancestors))
-                elif out_port == node.tunnel_port:
+                elif out_port in (node.tunnel_ports or {}):
+                    kind = node.tunnel_ports[out_port]
                     dst = out.get("tun_ipv4_dst")
                     peer = self._by_ip(dst)
-                    if peer is None or peer == sw:
-                        self.lost.append(Lost(sw, out_port, out, f"no tunnel endpoint {dst}"))
+                    peer_port = next((n for n, t in (self.switches[peer].tunnel_ports or {}).items()
+                                      if t == kind), None) if peer else None
+                    if peer is None or peer == sw or peer_port is None:
+                        self.lost.append(Lost(sw, out_port, out, f"no {kind} endpoint {dst}"))
                         continue
                     inner = self._wire(out)
-                    bits = TUNNEL_ID_BITS[node.tunnel_type]
+                    bits = TUNNEL_ID_BITS[kind]
                     inner.update(tunnel_id=out.get("tunnel_id", 0) & ((1 << bits) - 1),
                                  tun_ipv4_src=node.tunnel_ip, tun_ipv4_dst=dst)
-                    queue.append((peer, self.switches[peer].tunnel_port, inner, ancestors))
+                    queue.append((peer, peer_port, inner, ancestors))
                 else:
                     deliveries.append(Delivery(sw, out_port, self._wire(out)))
         return deliveries

@@ -43,7 +43,7 @@ def plan(desired, installed_cookies):
     want = {f.cookie: f for f in desired}
     have = Counter(installed_cookies)
     deletes = sorted(c for c in have if c not in want)
-    adds = sorted((f for c, f in want.items() if c not in have), key=lambda f: f.content)
+    adds = sorted((f for c, f in want.items() if c not in have), key=lambda f: f.sort_key())
     kept = sum(1 for c in want if c in have)
     return Plan(deletes, adds, kept)
 

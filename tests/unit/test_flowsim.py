@@ -401,7 +401,7 @@ def test_tunnel_to_unknown_ip_is_lost_and_vxlan_cuts_tunnel_id():
                    tunnel_ip="10.0.0.2", tunnel_port=TUN)
     got = net.inject("a", 1, pkt())
     assert [(d.switch, d.port) for d in got] == [("b", 4)]
-    assert [lost.reason for lost in net.lost] == ["no tunnel endpoint 10.9.9.9"]
+    assert [lost.reason for lost in net.lost] == ["no vxlan endpoint 10.9.9.9"]
 
 
 def test_point_to_point_link_and_host_delivery():

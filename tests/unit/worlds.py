@@ -1,0 +1,87 @@
+"""Small worlds for compiler tests: a model, the topology its switches would
+report, and a simulated network of those switches (uplinks on one VLAN
+fabric, VXLAN and GRE ports in a full mesh)."""
+from controller.compiler import compile_datapath
+from controller.flowsim import Network
+from controller.model import State
+from topology.graph import TopoView
+
+UPLINK, VXLAN, GRE = 1, 2, 3
+FIRST_PORT = 10
+
+
+def host_name(i):
+    return f"h{i}"
+
+
+class World:
+    def __init__(self, hosts=3, tenants=(), ports=(), disconnected=(), missing=()):
+        """tenants: (name, network, segment); ports: (tenant, host index, ip);
+        missing: port ids whose OVS port does not exist yet."""
+        self.state = State()
+        ops = []
+        for i in range(1, hosts + 1):
+            ops.append(("put", "hosts", host_name(i), dict(
+                name=host_name(i), dpid=i, tunnel_ip=f"198.18.0.{10 + i}", uplink_port="patch-phy")))
+        for tid, (name, network, segment) in enumerate(tenants, 1):
+            ops.append(("put", "tenants", name, dict(name=name, network=network, segment=segment,
+                                                     id=tid)))
+            ops.append(("put", "subnets", f"{name}/10.0.0.0/24",
+                        dict(tenant=name, cidr="10.0.0.0/24", gateway="10.0.0.1")))
+        self.ofport = {}
+        next_port = {i: FIRST_PORT for i in range(1, hosts + 1)}
+        for serial, (tenant, hi, ip) in enumerate(ports, 1):
+            pid = f"p{serial}"
+            mac = f"02:00:00:00:{serial >> 8:02x}:{serial & 0xff:02x}"
+            ops.append(("put", "ports", pid, dict(id=pid, tenant=tenant, host=host_name(hi),
+                                                  port=f"c{serial}", ip=ip, mac=mac,
+                                                  subnet="10.0.0.0/24", serial=serial)))
+            self.ofport[pid] = (host_name(hi), next_port[hi])
+            next_port[hi] += 1
+        self.state.apply(ops)
+        spec = {}
+        for i in range(1, hosts + 1):
+            names = {"patch-phy": UPLINK, "vxlan0": VXLAN, "gre0": GRE}
+            for pid, (h, n) in self.ofport.items():
+                if h == host_name(i) and pid not in missing:
+                    names[self.state.ports[pid].port] = n
+            spec[i] = {"connected": i not in disconnected, "ports": names}
+        self.topo = TopoView.build(spec)
+        self.flows = {host_name(i): compile_datapath(self.state, self.topo, i)
+                      for i in range(1, hosts + 1)}
+        self.net = Network()
+        for i in range(1, hosts + 1):
+            if i in disconnected:
+                continue
+            self.net.add_switch(host_name(i), self.flows[host_name(i)],
+                                tunnel_ip=f"198.18.0.{10 + i}",
+                                tunnel_ports={VXLAN: "vxlan", GRE: "gre"})
+        self.net.add_fabric("phy", *[(host_name(i), UPLINK) for i in range(1, hosts + 1)
+                                     if i not in disconnected])
+        self.by_location = {loc: pid for pid, loc in self.ofport.items()}
+
+    def port(self, pid):
+        return self.state.ports[pid]
+
+    def send(self, pid, **headers):
+        """Inject a frame from port pid; return [(port id, packet)] delivered."""
+        p = self.port(pid)
+        pkt = {"eth_src": p.mac, **headers}
+        host, n = self.ofport[pid]
+        got = self.net.inject(host, n, pkt)
+        return [(self.by_location.get((d.switch, d.port), (d.switch, d.port)), d.packet)
+                for d in got]
+
+    def ipv4(self, src, dst_mac, dst_ip, **extra):
+        p = self.port(src)
+        return self.send(src, eth_dst=dst_mac, eth_type=0x0800, ipv4_src=p.ip, ipv4_dst=dst_ip,
+                         ip_proto=1, **extra)
+
+    def arp_request(self, src, target_ip):
+        p = self.port(src)
+        return self.send(src, eth_dst="ff:ff:ff:ff:ff:ff", eth_type=0x0806, arp_op=1,
+                         arp_spa=p.ip, arp_sha=p.mac, arp_tpa=target_ip,
+                         arp_tha="00:00:00:00:00:00")
+
+    def switches_visited(self):
+        return {h.switch for h in self.net.hops}
