@@ -197,7 +197,7 @@ def check_controller_target(value):
             raise UsageError(f"invalid controller target {value!r}: directory "
                              f"{os.path.dirname(path)} does not exist")
         return v
-    m = re.match(r"^(tcp|ssl):(\[[0-9a-fA-F:.]+\]|[0-9.]+)(?::(\d+))?$", v)
+    m = re.match(r"^(tcp|ssl):(\[[^\]]+\]|[^:\[\]]+)(?::(\d+))?$", v)
     if not m:
         raise UsageError(f"invalid controller target {value!r}: expected "
                          f"tcp:IP[:PORT], ssl:IP[:PORT] or unix:/path")
