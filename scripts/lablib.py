@@ -310,6 +310,10 @@ class Lab:
         problems = []
         rundirs = set(st.get("rundirs") or []) | set(
             d.rstrip("/") for d in glob.glob(os.path.join(self.statedir, "h*/")))
+        # A controller started for this lab (scripts/demo) goes first.
+        ctl_pid = read_pidfile(os.path.join(self.statedir, "controller.pid"))
+        if ctl_pid and not kill_pid(ctl_pid, expect="osken-manager"):
+            problems.append(f"controller pid {ctl_pid} survived")
         for d in sorted(rundirs):
             problems += self._stop_ovs(d)
         namespaces = set(st.get("namespaces") or []) | \
