@@ -7,6 +7,7 @@ controller/ (model, store, compiler, reconciler) and topology/.
 import logging
 import os
 import sys
+import time
 
 import eventlet
 import eventlet.wsgi
@@ -20,7 +21,7 @@ from os_ken.ofproto import ofproto_v1_3
 from controller.compiler import compile_datapath
 from controller.config import Config
 from controller.model import State
-from controller.ofsender import OFSession
+from controller.ofsender import OFSession, parse_arp
 from controller.reconciler import SwitchSync
 from controller.rest import RestApi
 from controller.service import VpcService
@@ -28,6 +29,8 @@ from controller.store import MsgpackStore
 from topology.graph import Topology
 
 LOG = logging.getLogger("vpc")
+GATEWAY_ARP_INTERVAL = 30.0     # re-ARP for each host's external gateway
+GATEWAY_ARP_RETRY = 1.0         # ... and this often while its MAC is unknown
 
 
 class _Quiet:
@@ -65,7 +68,9 @@ class VpcController(app_manager.OSKenApp):
             LOG.error("cannot serve REST on %s:%d: %s", self.config.rest_host,
                       self.config.rest_port, exc)
             sys.exit(1)
+        self.packet_ins = {}   # reason -> count
         hub.spawn(eventlet.wsgi.server, sock, api, log=_Quiet(), log_output=False)
+        hub.spawn(self._gateway_arp_loop)
         LOG.info("REST API on http://%s:%d/v1", self.config.rest_host, self.config.rest_port)
 
     # --- facts the service shows in its views --------------------------------
@@ -77,6 +82,7 @@ class VpcController(app_manager.OSKenApp):
 
     def health(self):
         return {"status": "ok", "switches": len(self.sessions),
+                "packet_ins": dict(self.packet_ins),
                 "hosts": len(self.state.hosts), "tenants": len(self.state.tenants),
                 "ports": len(self.state.ports), "pid": os.getpid()}
 
@@ -142,7 +148,7 @@ class VpcController(app_manager.OSKenApp):
         ports = {}
         for reply in replies:
             for p in reply.body:
-                ports[_name(p.name)] = p.port_no
+                ports[_name(p.name)] = (p.port_no, p.hw_addr)
         self.topology.set_ports(session.dpid, ports)
         self.syncs[session.dpid] = SwitchSync(session, self._compile, self._reconciled)
         self.syncs[session.dpid].request(full=True)
@@ -157,12 +163,53 @@ class VpcController(app_manager.OSKenApp):
             if self.topology.port_number(dp.id, name) == msg.desc.port_no:
                 return
             LOG.info("dpid %016x: port %s is ofport %d", dp.id, name, msg.desc.port_no)
-            self.topology.port_added(dp.id, name, msg.desc.port_no)
+            self.topology.port_added(dp.id, name, msg.desc.port_no, msg.desc.hw_addr)
         elif msg.reason == ofp.OFPPR_DELETE:
             LOG.info("dpid %016x: port %s removed", dp.id, name)
             self.topology.port_deleted(dp.id, name)
         if dp.id in self.syncs:
             self.syncs[dp.id].request()
+
+    # --- the external gateway's MAC, for NAT'd traffic ---------------------------
+    def _gateway_arp_loop(self):
+        """ARP for every connected host's external gateway: often until its MAC
+        is known, then now and then to notice a change.  The replies come back
+        as packet-ins (the only packet-ins the pipeline makes)."""
+        last = {}
+        while True:
+            now = time.monotonic()
+            for dpid, session in list(self.sessions.items()):
+                host = self.state.host_by_dpid(dpid)
+                if host is None or not host.has_external or not host.external_gateway:
+                    continue
+                known = self.topology.snapshot().gateway_mac(dpid) is not None
+                wait = GATEWAY_ARP_INTERVAL if known else GATEWAY_ARP_RETRY
+                if now - last.get(dpid, -1e9) < wait:
+                    continue
+                port_no = self.topology.port_number(dpid, host.external_port)
+                mac = self.topology.snapshot().port_mac(dpid, host.external_port)
+                if port_no is None or mac is None:
+                    continue
+                last[dpid] = now
+                session.arp_probe(port_no, mac, host.external_ip, host.external_gateway)
+            eventlet.sleep(GATEWAY_ARP_RETRY)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        msg = ev.msg
+        dpid = msg.datapath.id
+        parsed = parse_arp(msg.data)
+        host = self.state.host_by_dpid(dpid)
+        reason = "gateway_arp" if parsed and parsed[0] == 2 else "other"
+        self.packet_ins[reason] = self.packet_ins.get(reason, 0) + 1
+        if reason != "gateway_arp" or host is None:
+            return
+        _, mac, sender_ip, target_ip = parsed
+        if sender_ip == host.external_gateway and target_ip == host.external_ip:
+            if self.topology.set_gateway_mac(dpid, mac):
+                LOG.info("dpid %016x: external gateway %s is at %s", dpid, sender_ip, mac)
+                if dpid in self.syncs:
+                    self.syncs[dpid].request()
 
     # --- replies go back to whoever waits for them -------------------------------
     def _reply(self, ev, more=False):

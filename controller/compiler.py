@@ -11,6 +11,7 @@ Vocabulary
   remote host  a host with at least one port of the tenant; for overlays it must
                also be connected, so a host that left is out of flood lists
 """
+from controller.compile_nat import HostNat, external_flows, router_flows, tenant_nat_flows
 from controller.flows import check_unique_keys, flow
 from controller.pipeline import (
     ARP_REPLY, ARP_REQUEST, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, MULTICAST_BIT,
@@ -35,10 +36,15 @@ def base_flows():
         return flow(table, Prio.MISS, goto=goto, kind=CookieKind.BASE)
     return [
         miss(Table.CLASSIFY),                     # unknown in_port / VLAN / tun_id: drop
+        miss(Table.EXT_IN),                       # nothing we translate: drop
+        miss(Table.EXT_ICMP),                     # no zone knew it: drop
         miss(Table.PORT_SECURITY),                # spoofed source: drop
         miss(Table.ARP, goto=Table.ACL),          # not an ARP we answer: go on
         miss(Table.ACL, goto=Table.L3),           # no security groups yet: allow
-        miss(Table.L3, goto=Table.L2),            # not routed: switch
+        miss(Table.L3, goto=Table.L2),            # not for the router: switch
+        miss(Table.NAT_OUT),                      # invalid, or no NAT allowed: drop
+        miss(Table.EXT_OUT),                      # gateway MAC not known yet: drop
+        miss(Table.FROM_EXT),                     # not to a port of ours: drop
         miss(Table.L2),                           # from the network and not ours: drop
         miss(Table.FLOOD),                        # a tenant with nothing to flood to
     ]
@@ -48,13 +54,18 @@ def base_flows():
 def host_flows(state, topo, host):
     ofports = topo.ports(host.dpid)
     local = [(p, ofports[p.port]) for p in state.ports_on(host.name) if p.port in ofports]
+    nat = HostNat(state, topo, host, local)
     out = []
     for port, ofport in local:
         out += local_port_flows(state.tenants[port.tenant], port, ofport)
-    for tenant_name in sorted({p.tenant for p, _ in local}):
-        tenant = state.tenants[tenant_name]
-        mine = [(p, n) for p, n in local if p.tenant == tenant_name]
+    tenants = [state.tenants[n] for n in sorted({p.tenant for p, _ in local})]
+    for tenant in sorted(tenants, key=lambda t: t.id):
+        mine = [(p, n) for p, n in local if p.tenant == tenant.name]
         out += tenant_flows(state, topo, host, tenant, mine, ofports)
+        out += router_flows(state, tenant, nat.does_nat_for(tenant))
+        if nat.does_nat_for(tenant):
+            out += tenant_nat_flows(tenant, nat, mine)
+    out += external_flows(state, nat, sorted(tenants, key=lambda t: t.id))
     return out
 
 

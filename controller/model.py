@@ -20,6 +20,11 @@ class Host:
     uplink_port: object = None
     external_port: object = None
     external_ip: object = None
+    external_gateway: object = None    # next hop for NAT'd traffic (its MAC is ARPed for)
+
+    @property
+    def has_external(self):
+        return bool(self.external_port and self.external_ip)
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class Tenant:
     network: str
     segment: int
     id: int            # small internal id: metadata value, cookie owner, ct zone
+    snat: bool = False
+    snat_slot: object = None   # SNAT source-port slot (pipeline.snat_ports) while snat
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,33 @@ class Port:
     serial: int        # small integer for the cookie owner field
 
 
-KINDS = {"hosts": Host, "tenants": Tenant, "subnets": Subnet, "ports": Port}
+@dataclass(frozen=True)
+class PortForward:
+    """host external_ip:external_port -> the port's ip:internal_port.  Lives
+    and dies with its port: the host is always the port's host."""
+    id: str
+    tenant: str
+    port_id: str
+    protocol: str      # tcp | udp
+    external_port: int
+    internal_port: int
+    serial: int
+
+
+@dataclass(frozen=True)
+class FloatingIP:
+    """1:1 NAT of an external IP to a tenant's private IP.  Bound to the IP,
+    not the port object: detach and attach elsewhere with the same IP, and the
+    floating IP follows to the new host (like an AWS Elastic IP association)."""
+    id: str
+    tenant: str
+    external_ip: str
+    ip: str
+    serial: int
+
+
+KINDS = {"hosts": Host, "tenants": Tenant, "subnets": Subnet, "ports": Port,
+         "port_forwards": PortForward, "floating_ips": FloatingIP}
 
 
 def subnet_key(tenant, cidr):
@@ -78,6 +111,8 @@ class State:
         self.tenants = {}
         self.subnets = {}
         self.ports = {}
+        self.port_forwards = {}
+        self.floating_ips = {}
         for kind, items in (collections or {}).items():
             if kind in KINDS:
                 for key, data in items.items():
@@ -115,6 +150,24 @@ class State:
 
     def ports_on(self, host):
         return sorted((p for p in self.ports.values() if p.host == host), key=lambda p: p.serial)
+
+    def forwards_of_port(self, port_id):
+        return sorted((f for f in self.port_forwards.values() if f.port_id == port_id),
+                      key=lambda f: f.serial)
+
+    def forwards_of(self, tenant):
+        return sorted((f for f in self.port_forwards.values() if f.tenant == tenant),
+                      key=lambda f: f.serial)
+
+    def fips_of(self, tenant):
+        return sorted((f for f in self.floating_ips.values() if f.tenant == tenant),
+                      key=lambda f: f.serial)
+
+    def port_with_ip(self, tenant, ip):
+        for p in self.ports.values():
+            if p.tenant == tenant and p.ip == ip:
+                return p
+        return None
 
     def host_by_dpid(self, dpid):
         for h in self.hosts.values():

@@ -16,10 +16,13 @@ import itertools
 import logging
 
 from os_ken.lib import hub
+from os_ken.lib.packet import arp, ethernet, packet
+from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.flows import MOVE_FIELDS
+from controller.pipeline import NAT_DST, NAT_SRC
 
 LOG = logging.getLogger(__name__)
 ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
@@ -36,9 +39,13 @@ def to_actions(actions):
     out = []
     for a in actions:
         name = a[0]
-        if name == "output":
+        if name == "output" and a[1] == "controller":
+            out.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER))
+        elif name == "output":
             port = ofp.OFPP_IN_PORT if a[1] == "in_port" else a[1]
             out.append(parser.OFPActionOutput(port, 0))
+        elif name == "ct":
+            out.append(ct_action(*a[1:]))
         elif name == "push_vlan":
             out.append(parser.OFPActionPushVlan(a[1]))
         elif name == "pop_vlan":
@@ -53,6 +60,25 @@ def to_actions(actions):
         else:
             raise ValueError(f"no OpenFlow form for action {a!r}")
     return out
+
+
+def ct_action(commit, zone, table, nat):
+    """("ct", commit, zone, table, nat) -> NXActionCT with an optional NXActionNAT.
+    nat: None (no NAT), () (apply an existing connection's NAT), or
+    ("src"|"dst", ip_min, ip_max, port_min, port_max)."""
+    nat_actions = []
+    if nat == ():
+        nat_actions = [parser.NXActionNAT(0)]
+    elif nat:
+        kind, ip_min, ip_max, port_min, port_max = nat
+        kwargs = {"range_ipv4_min": ip_min, "range_ipv4_max": ip_max}
+        if port_min:
+            kwargs.update(range_proto_min=port_min, range_proto_max=port_max)
+        nat_actions = [parser.NXActionNAT(NAT_SRC if kind == "src" else NAT_DST, **kwargs)]
+    return parser.NXActionCT(
+        flags=nicira_ext.NX_CT_F_COMMIT if commit else 0, zone_src="", zone_ofs_nbits=zone,
+        recirc_table=nicira_ext.NX_CT_RECIRC_NONE if table is None else table, alg=0,
+        actions=nat_actions)
 
 
 def to_instructions(f):
@@ -78,6 +104,18 @@ def delete_cookie_mod(dp, cookie):
                              table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
                              out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
                              match=parser.OFPMatch())
+
+
+def parse_arp(data):
+    """(opcode, sender mac, sender ip, target ip) of an ARP frame, else None."""
+    try:
+        pkt = packet.Packet(data)
+    except Exception:
+        return None
+    a = pkt.get_protocol(arp.arp)
+    if a is None:
+        return None
+    return a.opcode, a.src_mac, a.src_ip, a.dst_ip
 
 
 class _Pending:
@@ -182,6 +220,18 @@ class OFSession:
             raise
         self._ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST)
         return len(msgs)
+
+    def arp_probe(self, port_no, src_mac, src_ip, target_ip):
+        """Packet-out an ARP request (who has target_ip?) on one port."""
+        pkt = packet.Packet()
+        pkt.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=src_mac,
+                                           ethertype=0x0806))
+        pkt.add_protocol(arp.arp(opcode=arp.ARP_REQUEST, src_mac=src_mac, src_ip=src_ip,
+                                 dst_mac="00:00:00:00:00:00", dst_ip=target_ip))
+        pkt.serialize()
+        out = parser.OFPPacketOut(self.dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                  actions=[parser.OFPActionOutput(port_no, 0)], data=pkt.data)
+        return self.dp.send_msg(out)
 
     def _ctrl(self, bid, kind):
         self.call(parser.ONFBundleCtrlMsg(self.dp, bid, kind, BUNDLE_FLAGS, []))

@@ -10,12 +10,21 @@ from enum import IntEnum
 
 
 class Table(IntEnum):
-    """OpenFlow tables of br-int, in the order a packet walks them."""
+    """OpenFlow tables of br-int, in the order a packet walks them.
+
+    `goto` only goes forward; conntrack recirculation (`ct(table=N)`) may go
+    anywhere, which is how NAT'd packets re-enter at EXT_OUT / FROM_EXT.
+    """
     CLASSIFY = 0        # in_port (+ VLAN / tun_id) -> tenant in metadata, or drop
+    EXT_IN = 5          # from the external port: ARP, DNAT, un-SNAT of replies
+    EXT_ICMP = 6        # ICMP to the external IP: find the tenant zone that knows it
     PORT_SECURITY = 10  # a local port may only send from its own MAC/IP
     ARP = 20            # answer ARP for known IPs of the tenant from flows
     ACL = 30            # security groups (pass-through until they exist)
-    L3 = 40             # routing / NAT (pass-through until they exist)
+    L3 = 40             # the distributed router: routes, gateway ICMP, default route
+    NAT_OUT = 42        # after un-NAT in the tenant zone: established, or SNAT it
+    EXT_OUT = 44        # translated packets leave by the external port
+    FROM_EXT = 47       # DNAT'd / un-SNAT'd packets enter the tenant
     L2 = 50             # destination MAC -> local port / remote host
     FLOOD = 60          # broadcast, multicast, unknown unicast
 
@@ -23,10 +32,20 @@ class Table(IntEnum):
 class Prio(IntEnum):
     """Named priority bands.  Within a table, a more specific purpose wins."""
     MISS = 0            # table default: drop or pass on
+    ROUTER_DROP = 1     # L3: anything else sent to the router MAC
     FLOOD = 10          # unknown unicast -> flood table
+    DEFAULT_ROUTE = 10  # L3: off-subnet traffic -> NAT
+    ICMP_CHAIN = 40     # EXT_ICMP: try the next tenant zone
     MULTICAST = 50      # group-bit destinations -> flood table
+    NAT_OTHER = 80      # NAT_OUT: new non-TCP/UDP connection -> SNAT (no ports)
+    NAT_PORTS = 85      # NAT_OUT / EXT_IN: TCP/UDP with a port range
+    SUBNET_DROP = 90    # L3: a tenant subnet address nobody has
+    NAT_FIP = 95        # NAT_OUT: new connection from a floating-IP port
     ALLOW = 100         # the ordinary, exact per-port / per-tenant flows
     RESPOND = 100       # ARP responder entries
+    ROUTE = 100         # L3: /32 route to a port of the tenant
+    ESTABLISHED = 100   # NAT_OUT / EXT_ICMP: a connection conntrack knows
+    GATEWAY = 110       # L3: echo requests to the gateway answered in place
     DROP_SPOOF = 200    # explicit drops that must beat ALLOW
 
 
@@ -47,6 +66,22 @@ def metadata_for(tenant_id, from_net=False):
     return (tenant_id & TENANT_MASK) | (FROM_NET if from_net else 0)
 
 
+# --- conntrack -------------------------------------------------------------
+# ct_state bits (OVS's CS_* values; os-ken defines none).  A packet that never
+# went through a ct action has ct_state 0: match (0, CT_TRK) for "-trk".
+CT_NEW = 0x01       # a new connection (or one not yet answered)
+CT_EST = 0x02       # part of an established connection
+CT_REL = 0x04       # related to an established connection (not modelled)
+CT_RPL = 0x08       # in the reply direction
+CT_INV = 0x10       # conntrack could not make sense of it
+CT_TRK = 0x20       # went through a ct action
+CT_SNAT = 0x40      # its source was translated by this ct
+CT_DNAT = 0x80      # its destination was translated by this ct
+# NXActionNAT flags for the OpenFlow sender.
+NAT_SRC = 1
+NAT_DST = 2
+
+
 # --- cookies ----------------------------------------------------------------
 # cookie[56:64]  kind of flow (CookieKind)
 # cookie[32:56]  owner id: tenant id, or port serial, or 0 for the base pipeline
@@ -61,6 +96,11 @@ class CookieKind(IntEnum):
     TENANT = 0x03       # per-tenant flows (flood lists, uplink/tunnel classify)
     REMOTE = 0x04       # flows towards a port on another host
     ARP = 0x05          # ARP responder entries
+    ROUTER = 0x06       # a tenant's distributed router (owner: tenant id)
+    NAT = 0x07          # a tenant's NAT decisions and deliveries (owner: tenant id)
+    EXTERNAL = 0x08     # the host's external port plumbing
+    FORWARD = 0x09      # one port forward (owner: its serial)
+    FLOATING = 0x0A     # one floating IP (owner: its serial)
 
 
 OWNER_MASK = 0xFF_FFFF
@@ -90,6 +130,38 @@ ETH_TYPE_VLAN = 0x8100
 ARP_REQUEST = 1
 ARP_REPLY = 2
 MULTICAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
+
+# --- conntrack (os-ken defines no constants for these) ------------------------
+CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK, CT_SNAT, CT_DNAT = (
+    0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80)
+NAT_SRC, NAT_DST, NAT_PERSISTENT, NAT_PROTO_HASH, NAT_PROTO_RANDOM = 1, 2, 4, 8, 16
+
+# --- routing and NAT -------------------------------------------------------------
+# Each tenant's distributed router answers its gateways with one virtual MAC.
+ROUTER_MAC_PREFIX = "02:76:70:63"      # "vpc"
+
+
+def router_mac(tenant_id):
+    return f"{ROUTER_MAC_PREFIX}:{(tenant_id >> 8) & 0xFF:02x}:{tenant_id & 0xFF:02x}"
+
+
+# SNAT shares a host's external IP between tenants.  Conntrack keeps tenants
+# apart by zone; replies are sent to the right zone by their destination port:
+# each SNAT tenant owns one slot of the source-port space (OVS enforces the
+# range), matched with one masked tcp_dst/udp_dst.  ICMP ids are not
+# translated, so ICMP replies try the SNAT tenants' zones in turn.
+SNAT_PORT_BASE = 32768
+SNAT_PORT_SPACE = 32768                  # 32768..65535
+SNAT_SLOT_SIZE = 512                     # power of two: one masked match per slot
+SNAT_SLOTS = SNAT_PORT_SPACE // SNAT_SLOT_SIZE
+MAX_FORWARD_PORT = SNAT_PORT_BASE - 1   # port forwards live below the SNAT space
+
+
+def snat_ports(slot):
+    """(first, last, mask) of the source ports of SNAT slot `slot`."""
+    first = SNAT_PORT_BASE + slot * SNAT_SLOT_SIZE
+    return first, first + SNAT_SLOT_SIZE - 1, 0xFFFF & ~(SNAT_SLOT_SIZE - 1)
+
 
 # IPv4 outer-header overhead, subtracted from the underlay MTU.
 ENCAP_OVERHEAD = {"vlan": 0, "vxlan": 50, "gre": 42}

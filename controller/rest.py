@@ -85,6 +85,17 @@ class RestApi:
         r("DELETE", "/v1/tenants/{t}/ports/{pid}",
           lambda req, t, pid: (204, s.delete_port(t, pid)))
 
+        r("PUT", "/v1/tenants/{t}/snat", lambda req, t: (200, s.set_snat(t, parse_json(req))))
+        for coll, create, get, lst, delete in (
+                ("port-forwards", s.create_forward, s.get_forward, s.list_forwards,
+                 s.delete_forward),
+                ("floating-ips", s.create_fip, s.get_fip, s.list_fips, s.delete_fip)):
+            base = "/v1/tenants/{t}/" + coll
+            r("GET", base, lambda req, t, lst=lst: (200, lst(t)))
+            r("POST", base, lambda req, t, create=create: (201, create(t, parse_json(req))))
+            r("GET", base + "/{i}", lambda req, t, i, get=get: (200, get(t, i)))
+            r("DELETE", base + "/{i}", lambda req, t, i, delete=delete: (204, delete(t, i)))
+
     def _route(self, method, path, handler):
         self.mapper.connect(None, path, handler=handler, conditions={"method": [method]})
 

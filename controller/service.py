@@ -15,7 +15,8 @@ import uuid
 from controller import ipam, validate as v
 from controller.errors import bad_request, conflict, not_found
 from controller.model import NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet, Tenant, record, subnet_key
-from controller.pipeline import ENCAP_OVERHEAD
+from controller.pipeline import ENCAP_OVERHEAD, router_mac, snat_ports
+from controller.service_nat import NatOperations
 
 
 class NullTopology:
@@ -28,7 +29,7 @@ class NullTopology:
         return None
 
 
-class VpcService:
+class VpcService(NatOperations):
     def __init__(self, state, store, topology=None, underlay_mtu=1500, on_change=None,
                  lock=None):
         self.state = state
@@ -57,13 +58,15 @@ class VpcService:
     def host_view(self, h):
         return {"name": h.name, "dpid": v.dpid_str(h.dpid), "tunnel_ip": h.tunnel_ip,
                 "uplink_port": h.uplink_port, "external_port": h.external_port,
-                "external_ip": h.external_ip,
+                "external_ip": h.external_ip, "external_gateway": h.external_gateway,
                 "connected": self.topology.host_connected(h.dpid)}
 
     def tenant_view(self, t):
         return {"name": t.name, "network": t.network, "segment": t.segment, "id": t.id,
                 "subnets": [s.cidr for s in self.state.subnets_of(t.name)],
-                "ports": len(self.state.ports_of(t.name))}
+                "ports": len(self.state.ports_of(t.name)), "router_mac": router_mac(t.id),
+                "snat": t.snat,
+                "snat_ports": list(snat_ports(t.snat_slot)[:2]) if t.snat else None}
 
     def subnet_view(self, s):
         return {"tenant": s.tenant, "cidr": s.cidr, "gateway": s.gateway,
@@ -85,7 +88,8 @@ class VpcService:
     # --- hosts ----------------------------------------------------------
     def create_host(self, body):
         v.body_fields(body, required=("name", "dpid", "tunnel_ip"),
-                      optional=("uplink_port", "external_port", "external_ip"))
+                      optional=("uplink_port", "external_port", "external_ip",
+                                "external_gateway"))
         name = v.name(body["name"], "host name")
         dpid = v.dpid(body["dpid"])
         tunnel_ip = v.ipv4(body["tunnel_ip"], "tunnel_ip")
@@ -95,8 +99,14 @@ class VpcService:
         ext_port = None if ext_port is None else v.ifname(ext_port, "external_port")
         ext_ip = body.get("external_ip")
         ext_ip = None if ext_ip is None else v.ipv4(ext_ip, "external_ip")
+        ext_gw = body.get("external_gateway")
+        ext_gw = None if ext_gw is None else v.ipv4(ext_gw, "external_gateway")
         if (ext_port is None) != (ext_ip is None):
             raise bad_request("external_port and external_ip go together: give both or neither")
+        if ext_gw is not None and ext_ip is None:
+            raise bad_request("external_gateway needs external_port and external_ip")
+        if ext_gw is not None and ext_gw == ext_ip:
+            raise bad_request("external_gateway must differ from external_ip")
         if uplink is not None and uplink == ext_port:
             raise bad_request("uplink_port and external_port must be different ports")
         with self.lock:
@@ -112,7 +122,11 @@ class VpcService:
                 if ext_ip is not None and h.external_ip == ext_ip:
                     raise conflict(f"external_ip {ext_ip} is already used by host {h.name!r}",
                                    code="duplicate")
-            host = Host(name, dpid, tunnel_ip, uplink, ext_port, ext_ip)
+            for f in self.state.floating_ips.values():
+                if ext_ip is not None and f.external_ip == ext_ip:
+                    raise conflict(f"external_ip {ext_ip} is floating IP {f.id} of tenant "
+                                   f"{f.tenant!r}", code="duplicate")
+            host = Host(name, dpid, tunnel_ip, uplink, ext_port, ext_ip, ext_gw)
             # Every host holds flows towards every other host: all recompile.
             self._commit([("put", "hosts", name, record(host))],
                          set(self.state.hosts) | {name})
@@ -178,6 +192,7 @@ class VpcService:
                 raise conflict(f"tenant {name!r} still has {len(ports)} port(s); detach them "
                                f"first", code="in_use")
             ops = [("del", "subnets", subnet_key(name, s.cidr)) for s in self.state.subnets_of(name)]
+            ops += [("del", "floating_ips", f.id) for f in self.state.fips_of(name)]
             ops.append(("del", "tenants", name))
             self._commit(ops, ())
 
@@ -319,4 +334,8 @@ class VpcService:
     def delete_port(self, tenant_name, port_id):
         with self.lock:
             p = self._port(tenant_name, port_id)
-            self._commit([("del", "ports", p.id)], self._tenant_hosts(tenant_name) | {p.host})
+            # Port forwards live and die with their port (like `docker rm`);
+            # a floating IP stays with the tenant's IP, dormant until it is used again.
+            ops = [("del", "port_forwards", f.id) for f in self.state.forwards_of_port(p.id)]
+            ops.append(("del", "ports", p.id))
+            self._commit(ops, self._tenant_hosts(tenant_name) | {p.host})

@@ -36,6 +36,8 @@ def host_node(name):
 class DatapathView:
     connected: bool
     ports: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    macs: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    gateway_mac: object = None     # the external gateway's MAC, once ARP found it
 
 
 class TopoView:
@@ -52,13 +54,24 @@ class TopoView:
         dp = self._dps.get(dpid)
         return dp.ports if dp else MappingProxyType({})
 
+    def port_mac(self, dpid, name):
+        dp = self._dps.get(dpid)
+        return dp.macs.get(name) if dp else None
+
+    def gateway_mac(self, dpid):
+        dp = self._dps.get(dpid)
+        return dp.gateway_mac if dp else None
+
     def dpids(self):
         return sorted(self._dps)
 
     @classmethod
     def build(cls, spec):
-        """For tests: {dpid: {"connected": bool, "ports": {name: ofport}}}."""
-        return cls({d: DatapathView(s.get("connected", True), MappingProxyType(dict(s["ports"])))
+        """For tests: {dpid: {"connected": bool, "ports": {name: ofport},
+        "macs": {name: mac}, "gateway_mac": mac}}."""
+        return cls({d: DatapathView(s.get("connected", True), MappingProxyType(dict(s["ports"])),
+                                    MappingProxyType(dict(s.get("macs", {}))),
+                                    s.get("gateway_mac"))
                     for d, s in spec.items()})
 
 
@@ -75,6 +88,7 @@ class Topology:
         node = dp_node(dpid)
         if node in self.graph:
             self.graph.nodes[node]["connected"] = False
+            self.graph.nodes[node].pop("gateway_mac", None)
             for p in [n for n in self.graph[node] if n.startswith("port:")]:
                 self.graph.remove_node(p)
         self._refresh_mesh()
@@ -85,14 +99,26 @@ class Topology:
         for p in [n for n in self.graph[node] if n.startswith("port:")] if node in self.graph else []:
             self.graph.remove_node(p)
         for name, number in ports.items():
-            self.port_added(dpid, name, number)
+            if isinstance(number, tuple):
+                self.port_added(dpid, name, *number)
+            else:
+                self.port_added(dpid, name, number)
 
-    def port_added(self, dpid, name, number):
+    def set_gateway_mac(self, dpid, mac):
+        """Record the external gateway's MAC; True when it changed."""
+        node = self.graph.nodes.get(dp_node(dpid))
+        if node is None or node.get("gateway_mac") == mac:
+            return False
+        node["gateway_mac"] = mac
+        return True
+
+    def port_added(self, dpid, name, number, mac=None):
         node = dp_node(dpid)
         if node not in self.graph:
             self.graph.add_node(node, kind="datapath", dpid=f"{dpid:016x}", connected=True)
         pn = port_node(dpid, name)
-        self.graph.add_node(pn, kind="port", name=name, ofport=number, dpid=f"{dpid:016x}")
+        self.graph.add_node(pn, kind="port", name=name, ofport=number, dpid=f"{dpid:016x}",
+                            mac=mac)
         self.graph.add_edge(node, pn, kind="port")
 
     def port_deleted(self, dpid, name):
@@ -150,8 +176,12 @@ class Topology:
         for _, d in self.graph.nodes(data=True):
             if d.get("kind") == "datapath":
                 dpid = int(d["dpid"], 16)
+                node = dp_node(dpid)
+                macs = {self.graph.nodes[p]["name"]: self.graph.nodes[p].get("mac")
+                        for p in self.graph[node] if p.startswith("port:")}
                 views[dpid] = DatapathView(bool(d.get("connected")),
-                                           MappingProxyType(self.ports(dpid)))
+                                           MappingProxyType(self.ports(dpid)),
+                                           MappingProxyType(macs), d.get("gateway_mac"))
         return TopoView(views)
 
     def node_link(self):

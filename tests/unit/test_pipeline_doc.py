@@ -17,5 +17,5 @@ def test_flow_count_formula_matches_the_compiler():
     w = World(tenants=[("a", "vlan", 5), ("b", "vxlan", 6)],
               ports=[("a", 1, "10.0.0.2"), ("a", 1, "10.0.0.3"), ("a", 2, "10.0.0.4"),
                      ("b", 1, "10.0.0.2"), ("b", 3, "10.0.0.3"), ("b", 2, "10.0.0.5")])
-    P, T, N, R = 3, 2, 6, 3
-    assert len(w.flows["h1"]) == 7 + 4 * P + N + T * 5 + R
+    P, T, N, R, S = 3, 2, 6, 3, 2
+    assert len(w.flows["h1"]) == 12 + 4 * P + 2 * N + T * 6 + 3 * S + R

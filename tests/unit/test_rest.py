@@ -65,7 +65,7 @@ def test_host_round_trip(world):
     h = world.ok("GET", "/v1/hosts/h1")
     assert h == {"name": "h1", "dpid": "0000000000000001", "tunnel_ip": "198.18.0.11",
                  "uplink_port": "patch-phy", "external_port": None, "external_ip": None,
-                 "connected": False}
+                 "external_gateway": None, "connected": False}
     assert [x["name"] for x in world.ok("GET", "/v1/hosts")] == ["h1", "h2"]
     assert world.ok("GET", "/v1/hosts/h2")["dpid"] == "0000000000000002"
 

@@ -1,0 +1,224 @@
+"""Compiler, part two: the distributed router and NAT (pure, like compiler.py).
+
+Routing happens on the host where a packet starts: a /32 route per port of
+the tenant rewrites MACs, decrements the TTL and hands the packet to L2, which
+carries it to the right host over the tenant's VLAN or tunnel.
+
+NAT happens on the host of the port, by OVS conntrack, one zone per tenant:
+  egress   L3 default route: ct(nat) un-NATs what conntrack knows (replies of
+           port forwards, established SNAT) -> NAT_OUT: established goes out;
+           new connections are committed with SNAT (floating IP, or the host's
+           external IP with the tenant's source-port slot) -> EXT_OUT: to the
+           external gateway's MAC, out the external port.
+  ingress  EXT_IN: ARP for the external IP and floating IPs answered by flows;
+           port forwards and floating IPs are DNAT'd (commit); SNAT replies go
+           to the tenant zone their destination port slot names; ICMP replies
+           try each NAT tenant's zone in turn (ICMP ids are not translated)
+           -> FROM_EXT: into the tenant, to the port.
+docs/pipeline.md has the same walk with examples.
+"""
+from controller.flows import flow
+from controller.pipeline import (
+    ARP_REPLY, ARP_REQUEST, CT_EST, CT_NEW, CT_REL, CT_TRK, ETH_TYPE_ARP, ETH_TYPE_IP,
+    CookieKind, Prio, Table, metadata_for, router_mac, snat_ports)
+
+IP_PROTO = {"icmp": 1, "tcp": 6, "udp": 17}
+PORT_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
+
+
+def arp_reply_actions(mac, ip):
+    """Turn an ARP request into the reply for (mac, ip), back out of in_port."""
+    return [("move", "eth_src", "eth_dst"), ("set_field", "eth_src", mac),
+            ("set_field", "arp_op", ARP_REPLY), ("move", "arp_sha", "arp_tha"),
+            ("move", "arp_spa", "arp_tpa"), ("set_field", "arp_sha", mac),
+            ("set_field", "arp_spa", ip), ("output", "in_port")]
+
+
+def ct(commit, zone, table, nat):
+    return ("ct", commit, zone, None if table is None else int(table), nat)
+
+
+# --- the distributed router ---------------------------------------------------
+def router_flows(state, tenant, nat_here):
+    """Gateway ARP + ping, /32 routes to every port of the tenant, and what
+    the router does with the rest (NAT when this host does NAT for the tenant)."""
+    rmac = router_mac(tenant.id)
+    meta = metadata_for(tenant.id)
+    own = dict(kind=CookieKind.ROUTER, owner=tenant.id)
+    to_router = {"metadata": meta, "eth_dst": rmac}
+    out = []
+    for s in state.subnets_of(tenant.name):
+        out.append(flow(Table.ARP, Prio.RESPOND,
+                        {"metadata": meta, "eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST,
+                         "arp_tpa": s.gateway}, actions=arp_reply_actions(rmac, s.gateway), **own))
+        out.append(flow(Table.L3, Prio.GATEWAY,
+                        {**to_router, "eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO["icmp"],
+                         "icmpv4_type": 8, "ipv4_dst": s.gateway},
+                        actions=[("move", "eth_src", "eth_dst"), ("set_field", "eth_src", rmac),
+                                 ("move", "ipv4_src", "ipv4_dst"),
+                                 ("set_field", "ipv4_src", s.gateway),
+                                 ("set_field", "icmpv4_type", 0), ("output", "in_port")], **own))
+        out.append(flow(Table.L3, Prio.SUBNET_DROP,
+                        {**to_router, "eth_type": ETH_TYPE_IP,
+                         "ipv4_dst": (str(s.net.network_address), str(s.net.netmask))}, **own))
+    for p in state.ports_of(tenant.name):
+        out.append(flow(Table.L3, Prio.ROUTE, {**to_router, "eth_type": ETH_TYPE_IP,
+                                               "ipv4_dst": p.ip},
+                        actions=[("set_field", "eth_src", rmac), ("set_field", "eth_dst", p.mac),
+                                 ("dec_ttl",)],
+                        goto=Table.L2, kind=CookieKind.ROUTER, owner=tenant.id))
+    if nat_here:
+        out.append(flow(Table.L3, Prio.DEFAULT_ROUTE, {**to_router, "eth_type": ETH_TYPE_IP},
+                        actions=[ct(False, tenant.id, Table.NAT_OUT, ())], **own))
+    out.append(flow(Table.L3, Prio.ROUTER_DROP, to_router, **own))
+    return out
+
+
+# --- NAT on this host -----------------------------------------------------------
+class HostNat:
+    """Which NAT this host does: computed once per compile, read by the flows."""
+
+    def __init__(self, state, topo, host, live_ports):
+        self.host = host
+        ofports = topo.ports(host.dpid)
+        self.ext_ofport = ofports.get(host.external_port) if host.has_external else None
+        self.ext_mac = topo.port_mac(host.dpid, host.external_port) if self.ext_ofport else None
+        self.gw_mac = topo.gateway_mac(host.dpid)
+        self.enabled = bool(self.ext_ofport and self.ext_mac and host.external_gateway)
+        self.live = {p.id: n for p, n in live_ports}
+        self.forwards = {}     # tenant -> [(forward, port)]
+        self.fips = {}         # tenant -> [(fip, port)]
+        if not self.enabled:
+            return
+        for f in sorted(state.port_forwards.values(), key=lambda f: f.serial):
+            port = state.ports.get(f.port_id)
+            if port and port.id in self.live:
+                self.forwards.setdefault(f.tenant, []).append((f, port))
+        for f in sorted(state.floating_ips.values(), key=lambda f: f.serial):
+            port = state.port_with_ip(f.tenant, f.ip)
+            if port and port.id in self.live:
+                self.fips.setdefault(f.tenant, []).append((f, port))
+
+    def does_nat_for(self, tenant):
+        return self.enabled and (tenant.snat or tenant.name in self.forwards
+                                 or tenant.name in self.fips)
+
+
+def tenant_nat_flows(tenant, nat, local_ports):
+    """NAT_OUT decisions and FROM_EXT delivery for one tenant on this host."""
+    meta = metadata_for(tenant.id)
+    own = dict(kind=CookieKind.NAT, owner=tenant.id)
+    zone = tenant.id
+    ext_ip = nat.host.external_ip
+    out = []
+    for state_bit in (CT_EST, CT_REL):
+        out.append(flow(Table.NAT_OUT, Prio.ESTABLISHED,
+                        {"metadata": meta, "ct_state": (state_bit | CT_TRK, state_bit | CT_TRK)},
+                        goto=Table.EXT_OUT, **own))
+    new = {"metadata": meta, "ct_state": (CT_NEW | CT_TRK, CT_NEW | CT_TRK),
+           "eth_type": ETH_TYPE_IP}
+    for f, port in nat.fips.get(tenant.name, []):
+        out.append(flow(Table.NAT_OUT, Prio.NAT_FIP, {**new, "ipv4_src": port.ip},
+                        actions=[ct(True, zone, Table.EXT_OUT,
+                                    ("src", f.external_ip, f.external_ip, 0, 0))],
+                        kind=CookieKind.FLOATING, owner=f.serial))
+    if tenant.snat:
+        first, last, _ = snat_ports(tenant.snat_slot)
+        for proto in ("tcp", "udp"):
+            out.append(flow(Table.NAT_OUT, Prio.NAT_PORTS, {**new, "ip_proto": IP_PROTO[proto]},
+                            actions=[ct(True, zone, Table.EXT_OUT,
+                                        ("src", ext_ip, ext_ip, first, last))], **own))
+        out.append(flow(Table.NAT_OUT, Prio.NAT_OTHER, new,
+                        actions=[ct(True, zone, Table.EXT_OUT, ("src", ext_ip, ext_ip, 0, 0))],
+                        **own))
+    rmac = router_mac(tenant.id)
+    for port, _ in local_ports:
+        out.append(flow(Table.FROM_EXT, Prio.ALLOW,
+                        {"metadata": metadata_for(tenant.id, from_net=True),
+                         "eth_type": ETH_TYPE_IP, "ipv4_dst": port.ip},
+                        actions=[("set_field", "eth_src", rmac),
+                                 ("set_field", "eth_dst", port.mac), ("dec_ttl",)],
+                        goto=Table.L2, kind=CookieKind.NAT, owner=port.serial))
+    return out
+
+
+def external_flows(state, nat, tenants):
+    """The external port: classify, ARP, DNAT, un-SNAT, ICMP zone chain, egress."""
+    if not nat.enabled:
+        return []
+    host = nat.host
+    own = dict(kind=CookieKind.EXTERNAL, owner=0)
+    ext_ip = host.external_ip
+    out = [flow(Table.CLASSIFY, Prio.ALLOW, {"in_port": nat.ext_ofport}, goto=Table.EXT_IN,
+                **own),
+           flow(Table.EXT_IN, Prio.RESPOND,
+                {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST, "arp_tpa": ext_ip},
+                actions=arp_reply_actions(nat.ext_mac, ext_ip), **own),
+           # the gateway's answer to our ARP: the controller learns its MAC
+           flow(Table.EXT_IN, Prio.RESPOND,
+                {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REPLY, "arp_tpa": ext_ip},
+                actions=[("output", "controller")], **own)]
+    if nat.gw_mac:
+        out.append(flow(Table.EXT_OUT, Prio.ALLOW, {"eth_type": ETH_TYPE_IP},
+                        actions=[("set_field", "eth_src", nat.ext_mac),
+                                 ("set_field", "eth_dst", nat.gw_mac), ("dec_ttl",),
+                                 ("output", nat.ext_ofport)], **own))
+    chain = []
+    for tenant in tenants:
+        if not nat.does_nat_for(tenant):
+            continue
+        chain.append(tenant)
+        into = [("set_field", "metadata", metadata_for(tenant.id, from_net=True))]
+        for f, port in nat.forwards.get(tenant.name, []):
+            out.append(flow(Table.EXT_IN, Prio.ALLOW,
+                            {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[f.protocol],
+                             "ipv4_dst": ext_ip, PORT_FIELD[f.protocol]: f.external_port},
+                            actions=into + [ct(True, tenant.id, Table.FROM_EXT,
+                                               ("dst", port.ip, port.ip, f.internal_port,
+                                                f.internal_port))],
+                            kind=CookieKind.FORWARD, owner=f.serial))
+        for f, port in nat.fips.get(tenant.name, []):
+            fown = dict(kind=CookieKind.FLOATING, owner=f.serial)
+            out.append(flow(Table.EXT_IN, Prio.RESPOND,
+                            {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST,
+                             "arp_tpa": f.external_ip},
+                            actions=arp_reply_actions(nat.ext_mac, f.external_ip), **fown))
+            out.append(flow(Table.EXT_IN, Prio.ALLOW,
+                            {"eth_type": ETH_TYPE_IP, "ipv4_dst": f.external_ip},
+                            actions=into + [ct(True, tenant.id, Table.FROM_EXT,
+                                               ("dst", port.ip, port.ip, 0, 0))], **fown))
+        if tenant.snat:
+            first, _, mask = snat_ports(tenant.snat_slot)
+            for proto in ("tcp", "udp"):
+                out.append(flow(Table.EXT_IN, Prio.NAT_PORTS,
+                                {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[proto],
+                                 "ipv4_dst": ext_ip, PORT_FIELD[proto]: (first, mask)},
+                                actions=into + [ct(False, tenant.id, Table.FROM_EXT, ())],
+                                kind=CookieKind.NAT, owner=tenant.id))
+    out += icmp_chain(chain, ext_ip)
+    return out
+
+
+def icmp_chain(tenants, ext_ip):
+    """ICMP to the external IP: look it up in each NAT tenant's zone in turn;
+    the first zone that knows it (echo reply, or an error about one of its
+    connections) takes it.  Unknown ICMP falls off the end and is dropped."""
+    if not tenants:
+        return []
+    def enter(t):
+        return [("set_field", "metadata", metadata_for(t.id, from_net=True)),
+                ct(False, t.id, Table.EXT_ICMP, ())]
+    own = dict(kind=CookieKind.EXTERNAL, owner=0)
+    out = [flow(Table.EXT_IN, Prio.ALLOW, {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO["icmp"],
+                                           "ipv4_dst": ext_ip},
+                actions=enter(tenants[0]), **own)]
+    for i, t in enumerate(tenants):
+        meta = metadata_for(t.id, from_net=True)
+        for bit in (CT_EST, CT_REL):
+            out.append(flow(Table.EXT_ICMP, Prio.ESTABLISHED,
+                            {"metadata": meta, "ct_state": (bit | CT_TRK, bit | CT_TRK)},
+                            goto=Table.FROM_EXT, kind=CookieKind.NAT, owner=t.id))
+        if i + 1 < len(tenants):
+            out.append(flow(Table.EXT_ICMP, Prio.ICMP_CHAIN, {"metadata": meta},
+                            actions=enter(tenants[i + 1]), kind=CookieKind.NAT, owner=t.id))
+    return out
