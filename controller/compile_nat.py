@@ -19,10 +19,14 @@ docs/pipeline.md has the same walk with examples.
 """
 from controller.flows import flow
 from controller.pipeline import (
-    ARP_REPLY, ARP_REQUEST, CT_EST, CT_NEW, CT_REL, CT_TRK, ETH_TYPE_ARP, ETH_TYPE_IP,
+    ARP_REPLY, ARP_REQUEST, CT_EST, CT_NEW, CT_REL, CT_SNAT, CT_TRK, ETH_TYPE_ARP, ETH_TYPE_IP,
     CookieKind, Prio, Table, metadata_for, router_mac, snat_ports)
 
 IP_PROTO = {"icmp": 1, "tcp": 6, "udp": 17}
+# OVS drops a packet after 6 recirculations; EXT_IN's ct is the first, each
+# zone tried is one more.  ICMP replies are resolved for this many NAT tenants
+# per host (TCP/UDP replies need no chain: the port slot names the zone).
+ICMP_CHAIN_MAX = 5
 PORT_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
 
 
@@ -159,7 +163,11 @@ def external_flows(state, nat, tenants):
                 {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REPLY, "arp_tpa": ext_ip},
                 actions=[("output", "controller")], **own)]
     if nat.gw_mac:
-        out.append(flow(Table.EXT_OUT, Prio.ALLOW, {"eth_type": ETH_TYPE_IP},
+        # +snat: only what conntrack really translated leaves.  When a slot's
+        # ports are exhausted OVS passes the packet on untranslated; it must
+        # not go out with a private source address.
+        out.append(flow(Table.EXT_OUT, Prio.ALLOW,
+                        {"eth_type": ETH_TYPE_IP, "ct_state": (CT_SNAT, CT_SNAT)},
                         actions=[("set_field", "eth_src", nat.ext_mac),
                                  ("set_field", "eth_dst", nat.gw_mac), ("dec_ttl",),
                                  ("output", nat.ext_ofport)], **own))
@@ -195,7 +203,7 @@ def external_flows(state, nat, tenants):
                                  "ipv4_dst": ext_ip, PORT_FIELD[proto]: (first, mask)},
                                 actions=into + [ct(False, tenant.id, Table.FROM_EXT, ())],
                                 kind=CookieKind.NAT, owner=tenant.id))
-    out += icmp_chain(chain, ext_ip)
+    out += icmp_chain(chain[:ICMP_CHAIN_MAX], ext_ip)
     return out
 
 
@@ -216,9 +224,11 @@ def icmp_chain(tenants, ext_ip):
         meta = metadata_for(t.id, from_net=True)
         for bit in (CT_EST, CT_REL):
             out.append(flow(Table.EXT_ICMP, Prio.ESTABLISHED,
-                            {"metadata": meta, "ct_state": (bit | CT_TRK, bit | CT_TRK)},
+                            {"metadata": meta, "eth_type": ETH_TYPE_IP,
+                             "ct_state": (bit | CT_TRK, bit | CT_TRK)},
                             goto=Table.FROM_EXT, kind=CookieKind.NAT, owner=t.id))
         if i + 1 < len(tenants):
-            out.append(flow(Table.EXT_ICMP, Prio.ICMP_CHAIN, {"metadata": meta},
+            out.append(flow(Table.EXT_ICMP, Prio.ICMP_CHAIN,
+                            {"metadata": meta, "eth_type": ETH_TYPE_IP},
                             actions=enter(tenants[i + 1]), kind=CookieKind.NAT, owner=t.id))
     return out

@@ -6,8 +6,17 @@ from controller.flowsim import Network
 from controller.model import State
 from topology.graph import TopoView
 
-UPLINK, VXLAN, GRE = 1, 2, 3
+UPLINK, VXLAN, GRE, EXT = 1, 2, 3, 4
 FIRST_PORT = 10
+GATEWAY_IP, GATEWAY_MAC = "203.0.113.1", "02:99:00:00:00:01"
+
+
+def ext_ip(i):
+    return f"203.0.113.{10 + i}"
+
+
+def ext_mac(i):
+    return f"02:ee:00:00:00:{i:02x}"
 
 
 def host_name(i):
@@ -15,17 +24,26 @@ def host_name(i):
 
 
 class World:
-    def __init__(self, hosts=3, tenants=(), ports=(), disconnected=(), missing=()):
+    def __init__(self, hosts=3, tenants=(), ports=(), disconnected=(), missing=(),
+                 external=(), gateway_known=True, snat=(), forwards=(), fips=(), subnets=()):
         """tenants: (name, network, segment); ports: (tenant, host index, ip);
-        missing: port ids whose OVS port does not exist yet."""
+        missing: port ids whose OVS port does not exist yet; external: host
+        indexes with an external port (ext0, ofport 4); snat: tenant names
+        with SNAT on (slots in that order); forwards: (port id, proto, ext
+        port, int port); fips: (port id, external ip); subnets: extra
+        (tenant, cidr) besides 10.0.0.0/24."""
         self.state = State()
         ops = []
         for i in range(1, hosts + 1):
+            ext = dict(external_port="ext0", external_ip=ext_ip(i),
+                       external_gateway=GATEWAY_IP) if i in external else {}
             ops.append(("put", "hosts", host_name(i), dict(
-                name=host_name(i), dpid=i, tunnel_ip=f"198.18.0.{10 + i}", uplink_port="patch-phy")))
+                name=host_name(i), dpid=i, tunnel_ip=f"198.18.0.{10 + i}", uplink_port="patch-phy",
+                **ext)))
         for tid, (name, network, segment) in enumerate(tenants, 1):
+            nat = dict(snat=True, snat_slot=list(snat).index(name)) if name in snat else {}
             ops.append(("put", "tenants", name, dict(name=name, network=network, segment=segment,
-                                                     id=tid)))
+                                                     id=tid, **nat)))
             ops.append(("put", "subnets", f"{name}/10.0.0.0/24",
                         dict(tenant=name, cidr="10.0.0.0/24", gateway="10.0.0.1")))
         self.ofport = {}
@@ -38,14 +56,33 @@ class World:
                                                   subnet="10.0.0.0/24", serial=serial)))
             self.ofport[pid] = (host_name(hi), next_port[hi])
             next_port[hi] += 1
+        for tenant, cidr in subnets:
+            gw = cidr.split("/")[0].rsplit(".", 1)[0] + ".1"
+            ops.append(("put", "subnets", f"{tenant}/{cidr}",
+                        dict(tenant=tenant, cidr=cidr, gateway=gw)))
+        for serial, (pid, proto, ext, internal) in enumerate(forwards, 1):
+            tenant = ports[int(pid[1:]) - 1][0]          # port ids are p<serial>
+            ops.append(("put", "port_forwards", f"f{serial}", dict(
+                id=f"f{serial}", tenant=tenant, port_id=pid, protocol=proto, external_port=ext,
+                internal_port=internal, serial=serial)))
         self.state.apply(ops)
+        fip_ops = []
+        for serial, (pid, ip) in enumerate(fips, 1):
+            p = self.state.ports[pid]
+            fip_ops.append(("put", "floating_ips", f"fip{serial}", dict(
+                id=f"fip{serial}", tenant=p.tenant, external_ip=ip, ip=p.ip, serial=serial)))
+        self.state.apply(fip_ops)
         spec = {}
         for i in range(1, hosts + 1):
             names = {"patch-phy": UPLINK, "vxlan0": VXLAN, "gre0": GRE}
+            macs = {}
+            if i in external:
+                names["ext0"], macs["ext0"] = EXT, ext_mac(i)
             for pid, (h, n) in self.ofport.items():
                 if h == host_name(i) and pid not in missing:
                     names[self.state.ports[pid].port] = n
-            spec[i] = {"connected": i not in disconnected, "ports": names}
+            spec[i] = {"connected": i not in disconnected, "ports": names, "macs": macs,
+                       "gateway_mac": GATEWAY_MAC if gateway_known and i in external else None}
         self.topo = TopoView.build(spec)
         self.flows = {host_name(i): compile_datapath(self.state, self.topo, i)
                       for i in range(1, hosts + 1)}
@@ -59,6 +96,8 @@ class World:
         self.net.add_fabric("phy", *[(host_name(i), UPLINK) for i in range(1, hosts + 1)
                                      if i not in disconnected])
         self.by_location = {loc: pid for pid, loc in self.ofport.items()}
+        for i in external:
+            self.by_location[(host_name(i), EXT)] = f"ext@h{i}"
 
     def port(self, pid):
         return self.state.ports[pid]
