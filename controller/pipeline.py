@@ -77,9 +77,8 @@ CT_INV = 0x10       # conntrack could not make sense of it
 CT_TRK = 0x20       # went through a ct action
 CT_SNAT = 0x40      # its source was translated by this ct
 CT_DNAT = 0x80      # its destination was translated by this ct
-# NXActionNAT flags for the OpenFlow sender.
-NAT_SRC = 1
-NAT_DST = 2
+# NXActionNAT flags for the OpenFlow sender (os-ken defines none either).
+NAT_SRC, NAT_DST, NAT_PERSISTENT, NAT_PROTO_HASH, NAT_PROTO_RANDOM = 1, 2, 4, 8, 16
 
 
 # --- cookies ----------------------------------------------------------------
@@ -130,11 +129,6 @@ ETH_TYPE_VLAN = 0x8100
 ARP_REQUEST = 1
 ARP_REPLY = 2
 MULTICAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
-
-# --- conntrack (os-ken defines no constants for these) ------------------------
-CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK, CT_SNAT, CT_DNAT = (
-    0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80)
-NAT_SRC, NAT_DST, NAT_PERSISTENT, NAT_PROTO_HASH, NAT_PROTO_RANDOM = 1, 2, 4, 8, 16
 
 # --- routing and NAT -------------------------------------------------------------
 # Each tenant's distributed router answers its gateways with one virtual MAC.

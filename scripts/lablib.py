@@ -13,6 +13,7 @@ everything even without its state file):
   datapath per namespace, because every netdev datapath in a namespace shares
   the ``ovs-netdev`` tap and hosts must be as independent as real machines.
 * ``L-c-<name>``: a container (a bare netns; attached by scripts/attach).
+* ``L-out``: the outside network, unless ``external=False``: see laboutside.py.
 * Per host an OpenFlow relay ``socat UNIX-LISTEN:/run/vpclab/L/h<i>/of.sock
   -> TCP:127.0.0.1:<of_port>``: the hosts' switches reach a controller that
   listens on loopback in the root namespace without any interface or address
@@ -44,6 +45,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from labsys import (Capture, LabError, LabExists, capture, kill_pid,  # noqa: E402,F401
                     list_netns, netns_pids, pid_alive, pid_cmdline, read_pidfile, sh)
+from laboutside import OutsideMixin  # noqa: E402
 
 BASE = "/run/vpclab"
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
@@ -53,18 +55,19 @@ CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,23}$")
 UNDERLAY = "198.18.0"
 
 
-class Lab:
+class Lab(OutsideMixin):
     """One lab.  ``with Lab("vt1a2b", hosts=3, of_port=p) as lab:`` brings it
     up and guarantees ``down()`` however the block ends."""
 
-    def __init__(self, name="vpclab", hosts=3, of_port=6653, base=BASE, ipv6=False):
+    def __init__(self, name="vpclab", hosts=3, of_port=6653, base=BASE, ipv6=False,
+                 external=True):
         if not LAB_NAME_RE.match(name or ""):
             raise LabError(f"invalid lab name {name!r}: 1-10 of [a-z0-9], "
                            f"starting with a letter (no '-')")
         if not 1 <= int(hosts) <= 200:
             raise LabError("hosts must be 1..200")
         self.name, self.hosts, self.of_port = name, int(hosts), int(of_port)
-        self.base, self.ipv6 = base, ipv6
+        self.base, self.ipv6, self.external = base, ipv6, bool(external)
         self.statedir = os.path.join(base, name)
         self.state_path = os.path.join(self.statedir, "state.json")
         self.state = {}
@@ -78,6 +81,7 @@ class Lab:
         if st:
             lab.hosts, lab.of_port = st.get("hosts", 1), st.get("of_port", 6653)
             lab.ipv6 = st.get("ipv6", False)
+            lab.external = st.get("external", False)
             lab.state = st
         return lab
 
@@ -118,8 +122,8 @@ class Lab:
         """'h2' / 'fab' / a container name / a full namespace -> namespace."""
         if what in list_netns():
             return what
-        if what == "fab":
-            return self.fab_ns
+        if what in ("fab", "out"):
+            return self.fab_ns if what == "fab" else self.out_ns
         if re.match(r"^h\d+$", what):
             return f"{self.name}-{what}"
         return self.container_ns(what)
@@ -169,6 +173,7 @@ class Lab:
                      "ovs-vsctl", "socat"):
             if not shutil.which(tool):
                 raise LabError(f"{tool} not found: run scripts/setup")
+        self.check_outside()
         if self.exists():
             if not recreate:
                 raise LabExists(f"lab {self.name} already exists "
@@ -176,7 +181,7 @@ class Lab:
             self.down()
         os.makedirs(self.statedir, exist_ok=True)
         self.state = {"name": self.name, "hosts": self.hosts,
-                      "of_port": self.of_port, "ipv6": self.ipv6,
+                      "of_port": self.of_port, "ipv6": self.ipv6, "external": self.external,
                       "created": time.time(), "up_pid": os.getpid(),
                       "complete": False, "namespaces": [], "rundirs": [],
                       "containers": {}, "relays": {}}
@@ -185,8 +190,10 @@ class Lab:
             self._make_ns(self.fab_ns)
             self.nsexec(self.fab_ns, "ip", "link", "add", "br0", "type", "bridge")
             self.nsexec(self.fab_ns, "ip", "link", "set", "br0", "up")
+            self.make_outside()
             for i in self.hosts_range():
                 self._make_host(i)
+                self.link_outside(i)
                 self.start_relay(i)
             self.state["complete"] = True
             self._save()
@@ -525,7 +532,8 @@ class Lab:
                "--controller", self.controller_target(i),
                "--tunnel-ip", self.tunnel_ip(i, prefix=True), "--nic", "eth0",
                "--datapath-type", "netdev", "--dpid", self.dpid(i),
-               "--netns", self.host_ns(i), "--ovs-rundir", self.rundir(i)] + list(extra)
+               "--netns", self.host_ns(i), "--ovs-rundir", self.rundir(i)] \
+            + self.external_join_args(i) + list(extra)
         p = sh(cmd, check=False, timeout=60)
         if p.returncode != 0:
             raise LabError(f"host-join h{i} failed ({p.returncode}): {p.stderr.strip()}")

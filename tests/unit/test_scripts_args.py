@@ -124,6 +124,122 @@ def test_host_join_rejects(run, over, needle):
     assert calls == [], "syntax errors must be found before any command runs"
 
 
+EXT_OK = dict(external_port="ext0", external_ip="203.0.113.11",
+              external_gateway="203.0.113.1")
+
+
+@pytest.mark.parametrize("over, needle", [
+    (dict(external_port="ext0"), "missing --external-ip, --external-gateway"),
+    (dict(external_ip="203.0.113.11"), "missing --external-port, --external-gateway"),
+    (dict(external_port="ext0", external_ip="203.0.113.11"), "missing --external-gateway"),
+    (dict(EXT_OK, external_port="bad/name"), "invalid external port name"),
+    (dict(EXT_OK, external_port="eth0"), "clashes with --nic"),
+    (dict(EXT_OK, external_port="vxlan0"), "clashes with a port this script creates"),
+    (dict(EXT_OK, external_port="br-int"), "clashes"),
+    (dict(EXT_OK, external_ip="203.0.113.300"), "invalid external IP"),
+    (dict(EXT_OK, external_ip="203.0.113.11/24"), "invalid external IP"),
+    (dict(EXT_OK, external_gateway="224.0.0.1"), "external gateway"),
+    (dict(EXT_OK, external_gateway="203.0.113.11"), "are both 203.0.113.11"),
+])
+def test_host_join_rejects_external(run, over, needle):
+    p, calls = run("host-join", *join_args(**over))
+    assert_refused(p, calls, needle)
+    assert calls == [], "syntax errors must be found before any command runs"
+
+
+def test_host_join_missing_external_port(run, tmp_path):
+    """The fake `ip` says every link exists; the check itself is covered by
+    calling validate() with link_exists patched."""
+    hj = load_script("host-join")
+    a = hj.parse_args(join_args(**EXT_OK))
+    hj.link_exists = lambda ifname, netns=None: ifname != "ext0"
+    hj.require_tools = lambda *names: None
+    with pytest.raises(vpcscript.UsageError, match="external port 'ext0' does not exist"):
+        hj.validate(a)
+
+
+def load_script(name):
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(SCRIPTS / name))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+class FakeOvs:
+    def __init__(self):
+        self.calls = []
+
+    def vsctl(self, *args, **kw):
+        self.calls.append(args)
+
+
+def test_host_join_configures_the_external_port(capsys):
+    hj = load_script("host-join")
+    a = hj.parse_args(join_args(**EXT_OK, netns="lab-h1"))
+    hj.check_external(a)
+    a.ovs = FakeOvs()
+    cmds = []
+
+    def fake_run(cmd, netns=None, **kw):
+        cmds.append((netns, cmd))
+        out = "7: ext0    inet 192.0.2.5/24 scope global ext0\n" if "show" in cmd else ""
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+
+    hj.run = fake_run
+    hj.configure_external(a)
+    assert a.ovs.calls == [("--may-exist", "add-port", "br-int", "ext0")]
+    assert cmds[0] == ("lab-h1", ["ip", "link", "set", "ext0", "up"])
+    assert cmds[-1] == ("lab-h1", ["ip", "-4", "addr", "flush", "dev", "ext0"])
+    assert "warning: removing IPv4 address(es) 192.0.2.5/24 from ext0" in capsys.readouterr().err
+
+
+def test_host_join_registers_external_fields(capsys):
+    hj = load_script("host-join")
+    a = hj.parse_args(join_args(**EXT_OK))
+    a.api = "http://127.0.0.1:1"
+    a.tunnel = vpcscript.check_ipv4_iface("198.18.0.11/24")
+    hj.check_external(a)
+    sent = []
+    registered = {"name": "h1", "dpid": "00000000000000a1", "tunnel_ip": "198.18.0.11",
+                  "uplink_port": "patch-phy", "external_port": "ext0",
+                  "external_ip": "203.0.113.11", "external_gateway": "203.0.113.1"}
+
+    def api(method, url, body=None):
+        sent.append((method, url, body))
+        if method == "POST":
+            raise vpcscript.ApiError("exists", status=409)
+        return 200, registered
+
+    hj.api_call = api
+    assert hj.register(a, "00000000000000a1", "patch-phy") == 0
+    assert sent[0][2] == registered
+    assert "already joined" in capsys.readouterr().out
+    # a different external gateway is not "already joined"
+    registered["external_gateway"] = "203.0.113.254"
+    with pytest.raises(vpcscript.Failure, match="external_gateway is 203.0.113.254"):
+        hj.register(a, "00000000000000a1", "patch-phy")
+    # a host joined without NAT before, joining with it now: also different
+    for key in ("external_port", "external_ip", "external_gateway"):
+        registered.pop(key)
+    with pytest.raises(vpcscript.Failure, match="external_port is None, we have ext0"):
+        hj.register(a, "00000000000000a1", "patch-phy")
+
+
+def test_host_join_without_external_sends_no_external_fields():
+    hj = load_script("host-join")
+    a = hj.parse_args(join_args())
+    a.api = "http://127.0.0.1:1"
+    a.tunnel = vpcscript.check_ipv4_iface("198.18.0.11/24")
+    hj.check_external(a)
+    sent = []
+    hj.api_call = lambda method, url, body=None: sent.append(body) or (201, {})
+    assert hj.register(a, "00000000000000a1", None) == 0
+    assert sent == [{"name": "h1", "dpid": "00000000000000a1", "tunnel_ip": "198.18.0.11"}]
+
+
 def test_host_join_rejects_bad_api_url(run):
     p, calls = run("host-join", *join_args(), "--api", "ftp://127.0.0.1:21", with_api=False)
     assert_refused(p, calls, "invalid API URL")

@@ -1,0 +1,3 @@
+from vpcctl.main import cli
+
+cli(prog_name="vpcctl")

@@ -1,0 +1,150 @@
+"""The HTTP side of vpcctl: one small JSON client on the standard library.
+
+It knows nothing about click; it raises two exceptions the CLI maps to exit
+codes:
+  ApiError      the controller answered with an error (4xx/5xx), carrying
+                the API's own {"error": {"code", "message"}};
+  Unreachable   no answer at all (refused, unknown host, timeout).
+"""
+import http.client
+import ipaddress
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class ApiError(Exception):
+    def __init__(self, status, code, message, body=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body
+
+
+class Unreachable(Exception):
+    def __init__(self, url, reason):
+        super().__init__(f"cannot reach the controller at {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+def normalize_url(value):
+    """`http(s)://HOST[:PORT]` without a trailing slash; a bare `HOST:PORT`
+    gets `http://` (like curl).  ValueError with a sentence when it is not a
+    base URL."""
+    text = (value or "").strip()
+    if text and "://" not in text:
+        text = "http://" + text
+    u = urllib.parse.urlsplit(text)
+    if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment \
+            or u.path not in ("", "/"):
+        raise ValueError(f"{value!r} is not a controller URL; expected http://HOST:PORT, "
+                         f"e.g. {DEFAULT_URL}")
+    try:
+        u.port
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port number") from None
+    return text.rstrip("/")
+
+
+def path(*parts):
+    """/v1/a/b/c with each part quoted as one path segment."""
+    return "/v1/" + "/".join(urllib.parse.quote(str(p), safe="") for p in parts)
+
+
+def cidr_segment(cidr):
+    """The API spells 10.0.0.0/24 as 10.0.0.0_24 in a path."""
+    return cidr.strip().replace("/", "_")
+
+
+def _reason(exc):
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return "no answer (timed out)"
+    if isinstance(reason, socket.gaierror):
+        return f"unknown host ({reason.strerror or reason})"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return str(reason)
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Client:
+    def __init__(self, url=DEFAULT_URL, timeout=10.0):
+        self.url = normalize_url(url)
+        self.timeout = timeout
+        # http(s)_proxy from the environment is honoured, except for a controller on
+        # this machine: a proxy cannot reach our loopback anyway.
+        host = urllib.parse.urlsplit(self.url).hostname
+        handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def request(self, method, path, body=None):
+        """Returns the parsed JSON reply, or None for 204 No Content."""
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers=headers)
+        try:
+            with self._opener.open(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            raise self._api_error(method, path, exc.code, exc.reason, exc.read()) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise Unreachable(self.url, _reason(exc)) from None
+        except http.client.HTTPException as exc:
+            raise Unreachable(self.url, f"the server does not speak HTTP "
+                                        f"({type(exc).__name__})") from None
+        if status == 204 or not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ApiError(status, "bad_reply",
+                           f"{method} {path}: the reply is not JSON; is {self.url} "
+                           f"the vpc-controller?") from None
+
+    @staticmethod
+    def _api_error(method, path, status, reason, raw):
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict) and err.get("message"):
+            return ApiError(status, err.get("code"), err["message"], body)
+        text = raw.decode(errors="replace").strip()[:200] if raw else ""
+        return ApiError(status, f"http_{status}",
+                        f"{method} {path}: HTTP {status} {reason}" + (f": {text}" if text else ""),
+                        body)
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def post(self, path, body):
+        return self.request("POST", path, body)
+
+    def put(self, path, body):
+        return self.request("PUT", path, body)
+
+    def delete(self, path):
+        return self.request("DELETE", path)

@@ -1,0 +1,608 @@
+"""vpcctl: manage vpc-controller hosts, tenants, subnets, ports and NAT.
+
+One command per REST resource and verb, shaped like `docker network` /
+`openstack network`:  vpcctl [--url URL] [--json] GROUP VERB ARGS.
+
+Exit status: 0 ok; 1 the controller refused the request (its message is
+printed); 2 bad usage (click's own); 3 the controller cannot be reached.
+"""
+import click
+
+from vpcctl import render
+from vpcctl.client import DEFAULT_URL, ApiError, Client, Unreachable, cidr_segment, \
+    normalize_url, path
+
+EXIT_API = 1
+EXIT_UNREACHABLE = 3
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+# --- errors -----------------------------------------------------------------------
+class CliError(click.ClickException):
+    """`error: <message>` on stderr (and an optional hint line), then exit."""
+
+    def __init__(self, message, exit_code, hint=None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.hint = hint
+
+    def show(self, file=None):
+        click.echo(f"error: {self.format_message()}", err=True)
+        if self.hint:
+            click.echo(f"hint: {self.hint}", err=True)
+
+
+def _translate(exc):
+    if isinstance(exc, ApiError):
+        code = f" ({exc.code})" if exc.code else ""
+        return CliError(f"{exc.message}{code}", EXIT_API)
+    return CliError(str(exc), EXIT_UNREACHABLE,
+                    hint="is the controller running (osken-manager apps/vpc.py)? "
+                         "Point vpcctl at it with --url URL or VPC_URL=URL.")
+
+
+# --- groups with aliases (ls, rm, inspect, add/create) -------------------------------
+ALIASES = {
+    "ls": ("list",),
+    "inspect": ("show",),
+    "get": ("show",),
+    "rm": ("delete", "detach"),
+    "remove": ("delete", "detach"),
+    "del": ("delete", "detach"),
+    "delete": ("detach",),
+    "create": ("add", "attach"),
+    "add": ("create", "attach"),
+}
+
+
+class AliasGroup(click.Group):
+    """A click group that also answers to the docker/openstack verb spellings."""
+
+    def get_command(self, ctx, cmd_name):
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            return cmd
+        for target in ALIASES.get(cmd_name, ()):
+            cmd = super().get_command(ctx, target)
+            if cmd is not None:
+                return cmd
+        return None
+
+    def resolve_command(self, ctx, args):
+        _, cmd, rest = super().resolve_command(ctx, args)
+        return (cmd.name if cmd else None), cmd, rest
+
+
+class RootGroup(AliasGroup):
+    def list_commands(self, ctx):
+        return list(self.commands)      # definition order: health ... floating-ip
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (ApiError, Unreachable) as exc:
+            raise _translate(exc) from None
+
+
+# --- shared state and options ----------------------------------------------------------
+class State:
+    def __init__(self, url, timeout, json_out):
+        self.url = url
+        self.timeout = timeout
+        self.json = json_out
+        self._client = None
+
+    @property
+    def api(self):
+        if self._client is None:
+            self._client = Client(self.url, self.timeout)
+        return self._client
+
+    def emit(self, data, human):
+        if self.json:
+            click.echo(render.as_json(data))
+        else:
+            click.echo(human(data))
+
+    def deleted(self, kind, ident):
+        if self.json:
+            click.echo(render.as_json({"deleted": ident}))
+        else:
+            click.echo(f"deleted {kind} {ident}")
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def _json_flag(ctx, param, value):
+    if value:
+        ctx.find_object(State).json = True
+
+
+def json_option(f):
+    """`--json` after the verb too (vpcctl tenant list --json)."""
+    return click.option("--json", "json_flag", is_flag=True, expose_value=False,
+                        callback=_json_flag,
+                        help="Print the API's JSON instead of a table.")(f)
+
+
+def quiet_option(f):
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="Print only the names/ids, one per line.")(f)
+
+
+def _url(ctx, param, value):
+    try:
+        return normalize_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _listing(state, rows, columns, quiet, key):
+    if quiet and not state.json:
+        for r in rows:
+            click.echo(r.get(key))
+        return
+    state.emit(rows, lambda rs: render.table(rs, columns))
+
+
+def _obj(state, data, labels=None):
+    state.emit(data, lambda d: render.keyvalue(d, labels))
+
+
+def _drop_none(**fields):
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+@click.group(cls=RootGroup, context_settings=CONTEXT)
+@click.option("--url", default=DEFAULT_URL, envvar="VPC_URL", show_default=True,
+              show_envvar=True, callback=_url, metavar="URL",
+              help="Base URL of the controller's REST API.")
+@click.option("--json", "json_out", is_flag=True,
+              help="Machine output: the API's JSON, for every command.")
+@click.option("--timeout", default=10.0, show_default=True, envvar="VPC_TIMEOUT",
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Seconds to wait for the controller.")
+@click.version_option(package_name="vpc-controller", prog_name="vpcctl")
+@click.pass_context
+def cli(ctx, url, json_out, timeout):
+    """Manage the vpc-controller: hosts, tenants (VPCs), subnets, ports, NAT.
+
+    \b
+    Examples:
+      vpcctl tenant create blue --network vxlan
+      vpcctl subnet create blue 10.0.0.0/24
+      vpcctl port list blue
+      vpcctl --json tenant show blue
+
+    Verbs also answer to ls, inspect, rm and create/add.  Exit status: 0 ok,
+    1 the controller refused the request, 2 bad usage, 3 controller unreachable.
+    """
+    ctx.obj = State(url, timeout, json_out)
+
+
+# --- health, topology ---------------------------------------------------------------------
+@cli.command(short_help="Controller status and counts.")
+@json_option
+@pass_state
+def health(state):
+    """Controller status: switches connected, object counts (GET /v1/health)."""
+    _obj(state, state.api.get(path("health")))
+
+
+@cli.command(short_help="Hosts, datapaths, ports, tunnel mesh.")
+@json_option
+@pass_state
+def topology(state):
+    """Hosts, datapaths, ports and the tunnel mesh as the controller sees them.
+
+    With --json: the networkx node-link JSON of GET /v1/topology.
+    """
+    state.emit(state.api.get(path("topology")), render.topology)
+
+
+# --- hosts --------------------------------------------------------------------------------
+HOST_COLUMNS = [("NAME", "name"), ("DPID", "dpid"), ("TUNNEL_IP", "tunnel_ip"),
+                ("UPLINK", "uplink_port"), ("EXTERNAL_PORT", "external_port"),
+                ("EXTERNAL_IP", "external_ip"), ("GATEWAY", "external_gateway"),
+                ("CONNECTED", "connected")]
+
+
+@cli.group(cls=AliasGroup, short_help="Hosts (OVS bridges): list, show, add, delete.")
+def host():
+    """Hosts (OVS bridges) the controller manages (/v1/hosts).
+
+    Usually registered by scripts/host-join; `host add` registers one by hand.
+    """
+
+
+@host.command("list")
+@quiet_option
+@json_option
+@pass_state
+def host_list(state, quiet):
+    """List hosts."""
+    _listing(state, state.api.get(path("hosts")), HOST_COLUMNS, quiet, "name")
+
+
+@host.command("show")
+@click.argument("name")
+@json_option
+@pass_state
+def host_show(state, name):
+    """Show one host."""
+    _obj(state, state.api.get(path("hosts", name)))
+
+
+@host.command("add")
+@click.argument("name")
+@click.option("--dpid", required=True,
+              help="Datapath id of the host's br-int, in hex as OVS shows it "
+                   "(ovs-vsctl get bridge br-int datapath_id), e.g. 0000000000000001.")
+@click.option("--tunnel-ip", required=True, metavar="IP",
+              help="Underlay address of the host (VXLAN/GRE endpoint).")
+@click.option("--uplink-port", metavar="PORT", help="OVS port towards the physical network.")
+@click.option("--external-port", metavar="PORT",
+              help="OVS port on the external network (for SNAT, port forwards, floating "
+                   "IPs); needs --external-ip.")
+@click.option("--external-ip", metavar="IP", help="The host's address on the external network.")
+@click.option("--external-gateway", metavar="IP",
+              help="Next hop on the external network (needed for NAT).")
+@json_option
+@pass_state
+def host_add(state, name, dpid, tunnel_ip, uplink_port, external_port, external_ip,
+             external_gateway):
+    """Register host NAME (POST /v1/hosts)."""
+    body = {"name": name, "dpid": dpid, "tunnel_ip": tunnel_ip}
+    body.update(_drop_none(uplink_port=uplink_port, external_port=external_port,
+                           external_ip=external_ip, external_gateway=external_gateway))
+    _obj(state, state.api.post(path("hosts"), body))
+
+
+@host.command("delete")
+@click.argument("name")
+@json_option
+@pass_state
+def host_delete(state, name):
+    """Forget host NAME (refused while it has ports)."""
+    state.api.delete(path("hosts", name))
+    state.deleted("host", name)
+
+
+# --- tenants --------------------------------------------------------------------------------
+def _snat_range(ports):
+    return f"{ports[0]}-{ports[1]}" if ports else "-"
+
+
+TENANT_COLUMNS = [("NAME", "name"), ("NETWORK", "network"), ("SEGMENT", "segment"),
+                  ("ID", "id"), ("SUBNETS", "subnets"), ("PORTS", "ports"), ("SNAT", "snat")]
+
+
+@cli.group(cls=AliasGroup, short_help="Tenants (VPCs): list, show, create, delete, snat.")
+def tenant():
+    """Tenants: isolated networks, like VPCs (/v1/tenants)."""
+
+
+@tenant.command("list")
+@quiet_option
+@json_option
+@pass_state
+def tenant_list(state, quiet):
+    """List tenants."""
+    _listing(state, state.api.get(path("tenants")), TENANT_COLUMNS, quiet, "name")
+
+
+@tenant.command("show")
+@click.argument("name")
+@json_option
+@pass_state
+def tenant_show(state, name):
+    """Show one tenant."""
+    _obj(state, state.api.get(path("tenants", name)), {"snat_ports": _snat_range})
+
+
+@tenant.command("create")
+@click.argument("name")
+@click.option("--network", required=True, type=click.Choice(["vlan", "vxlan", "gre"]),
+              help="Isolation: VLAN tag, VXLAN VNI or GRE key.")
+@click.option("--segment", type=int, metavar="N",
+              help="VLAN id / VNI / GRE key (default: the lowest free one).")
+@json_option
+@pass_state
+def tenant_create(state, name, network, segment):
+    """Create tenant NAME (POST /v1/tenants)."""
+    body = {"name": name, "network": network}
+    body.update(_drop_none(segment=segment))
+    _obj(state, state.api.post(path("tenants"), body), {"snat_ports": _snat_range})
+
+
+@tenant.command("delete")
+@click.argument("name")
+@json_option
+@pass_state
+def tenant_delete(state, name):
+    """Delete tenant NAME with its subnets and floating IPs (refused while it has ports)."""
+    state.api.delete(path("tenants", name))
+    state.deleted("tenant", name)
+
+
+@tenant.command("snat")
+@click.argument("name")
+@click.argument("mode", type=click.Choice(["on", "off"], case_sensitive=False))
+@json_option
+@pass_state
+def tenant_snat(state, name, mode):
+    """Turn source NAT to the outside on or off for tenant NAME.
+
+    Traffic leaves through the external port of each port's own host
+    (PUT /v1/tenants/NAME/snat).  Prints the tenant.
+    """
+    data = state.api.put(path("tenants", name, "snat"), {"enabled": mode.lower() == "on"})
+    _obj(state, data, {"snat_ports": _snat_range})
+
+
+# --- subnets ---------------------------------------------------------------------------------
+SUBNET_COLUMNS = [("CIDR", "cidr"), ("GATEWAY", "gateway"), ("PORTS", "ports")]
+
+
+@cli.group(cls=AliasGroup, short_help="Subnets of a tenant: list, show, create, delete.")
+def subnet():
+    """Subnets of a tenant (/v1/tenants/T/subnets).  CIDRs are written 10.0.0.0/24."""
+
+
+@subnet.command("list")
+@click.argument("tenant")
+@quiet_option
+@json_option
+@pass_state
+def subnet_list(state, tenant, quiet):
+    """List the subnets of TENANT."""
+    _listing(state, state.api.get(path("tenants", tenant, "subnets")), SUBNET_COLUMNS, quiet,
+             "cidr")
+
+
+@subnet.command("show")
+@click.argument("tenant")
+@click.argument("cidr")
+@json_option
+@pass_state
+def subnet_show(state, tenant, cidr):
+    """Show subnet CIDR of TENANT."""
+    _obj(state, state.api.get(path("tenants", tenant, "subnets", cidr_segment(cidr))))
+
+
+@subnet.command("create")
+@click.argument("tenant")
+@click.argument("cidr")
+@click.option("--gateway", metavar="IP", help="Gateway address (default: the first usable).")
+@json_option
+@pass_state
+def subnet_create(state, tenant, cidr, gateway):
+    """Add subnet CIDR (e.g. 10.0.0.0/24) to TENANT."""
+    body = {"cidr": cidr}
+    body.update(_drop_none(gateway=gateway))
+    _obj(state, state.api.post(path("tenants", tenant, "subnets"), body))
+
+
+@subnet.command("delete")
+@click.argument("tenant")
+@click.argument("cidr")
+@json_option
+@pass_state
+def subnet_delete(state, tenant, cidr):
+    """Delete subnet CIDR of TENANT (refused while it has ports)."""
+    state.api.delete(path("tenants", tenant, "subnets", cidr_segment(cidr)))
+    state.deleted("subnet", cidr)
+
+
+# --- ports ------------------------------------------------------------------------------------
+PORT_COLUMNS = [("ID", "id"), ("HOST", "host"), ("PORT", "port"), ("IP", "ip"), ("MAC", "mac"),
+                ("SUBNET", "subnet"), ("STATUS", "status"), ("OFPORT", "ofport")]
+
+
+@cli.group(cls=AliasGroup, short_help="Ports of a tenant: list, show, attach, detach.")
+def port():
+    """Ports of a tenant: one per container interface (/v1/tenants/T/ports).
+
+    To plug a container in, use scripts/attach (it creates the veth, calls the
+    API and configures the container); `port attach` only registers the port.
+    """
+
+
+@port.command("list")
+@click.argument("tenant")
+@quiet_option
+@json_option
+@pass_state
+def port_list(state, tenant, quiet):
+    """List the ports of TENANT."""
+    _listing(state, state.api.get(path("tenants", tenant, "ports")), PORT_COLUMNS, quiet, "id")
+
+
+@port.command("show")
+@click.argument("tenant")
+@click.argument("port_id", metavar="ID")
+@json_option
+@pass_state
+def port_show(state, tenant, port_id):
+    """Show port ID of TENANT."""
+    _obj(state, state.api.get(path("tenants", tenant, "ports", port_id)))
+
+
+@port.command("attach")
+@click.argument("tenant")
+@click.option("--host", required=True, help="Registered host the port is on.")
+@click.option("--port", "port_name", required=True, metavar="NAME",
+              help="OVS port name on the host's br-int (it may not exist yet).")
+@click.option("--ip", metavar="IP", help="Address to use (default: allocated).")
+@click.option("--mac", metavar="MAC", help="MAC to use (default: allocated).")
+@click.option("--subnet", metavar="CIDR", help="Subnet to allocate from (default: the first, "
+                                               "or the one holding --ip).")
+@json_option
+@pass_state
+def port_attach(state, tenant, host, port_name, ip, mac, subnet):
+    """Register a port of TENANT with the controller (POST .../ports).
+
+    This only tells the controller about the port and allocates its IP and
+    MAC; the port's flows appear once an OVS port of that name exists on the
+    host.  To plug a Docker container or netns in, run scripts/attach instead.
+    """
+    body = {"host": host, "port": port_name}
+    body.update(_drop_none(ip=ip, mac=mac, subnet=subnet))
+    _obj(state, state.api.post(path("tenants", tenant, "ports"), body))
+
+
+@port.command("detach")
+@click.argument("tenant")
+@click.argument("port_id", metavar="ID")
+@json_option
+@pass_state
+def port_detach(state, tenant, port_id):
+    """Remove port ID of TENANT (and its port forwards).
+
+    The veth is not touched: scripts/detach removes both.
+    """
+    state.api.delete(path("tenants", tenant, "ports", port_id))
+    state.deleted("port", port_id)
+
+
+# --- port forwards -------------------------------------------------------------------------------
+def _hostport(ip_key, port_key):
+    return lambda r: f"{r.get(ip_key) or '-'}:{r.get(port_key)}"
+
+
+FORWARD_COLUMNS = [("ID", "id"), ("PROTOCOL", "protocol"),
+                   ("EXTERNAL", _hostport("external_ip", "external_port")),
+                   ("INTERNAL", _hostport("internal_ip", "internal_port")),
+                   ("PORT_ID", "port_id"), ("HOST", "host")]
+
+
+@cli.group("port-forward", cls=AliasGroup,
+           short_help="Port forwards (DNAT): list, show, add, delete.")
+def port_forward():
+    """Port forwards (DNAT) from a host's external IP to a port
+    (/v1/tenants/T/port-forwards)."""
+
+
+@port_forward.command("list")
+@click.argument("tenant")
+@quiet_option
+@json_option
+@pass_state
+def forward_list(state, tenant, quiet):
+    """List the port forwards of TENANT."""
+    _listing(state, state.api.get(path("tenants", tenant, "port-forwards")), FORWARD_COLUMNS,
+             quiet, "id")
+
+
+@port_forward.command("show")
+@click.argument("tenant")
+@click.argument("forward_id", metavar="ID")
+@json_option
+@pass_state
+def forward_show(state, tenant, forward_id):
+    """Show port forward ID of TENANT."""
+    _obj(state, state.api.get(path("tenants", tenant, "port-forwards", forward_id)))
+
+
+@port_forward.command("add")
+@click.argument("tenant")
+@click.option("--port-id", required=True, metavar="ID", help="The tenant port to forward to.")
+@click.option("--protocol", type=click.Choice(["tcp", "udp"], case_sensitive=False),
+              default="tcp", show_default=True)
+@click.option("--external-port", required=True, type=int, metavar="N",
+              help="Port on the host's external IP (below the SNAT range, 32768).")
+@click.option("--internal-port", required=True, type=int, metavar="N",
+              help="Port inside the container.")
+@json_option
+@pass_state
+def forward_add(state, tenant, port_id, protocol, external_port, internal_port):
+    """Forward EXTERNAL_IP:N of the port's host to the port (POST .../port-forwards).
+
+    The port's host must have an external network (host add --external-port
+    --external-ip --external-gateway).
+    """
+    body = {"port_id": port_id, "protocol": protocol.lower(), "external_port": external_port,
+            "internal_port": internal_port}
+    _obj(state, state.api.post(path("tenants", tenant, "port-forwards"), body))
+
+
+@port_forward.command("delete")
+@click.argument("tenant")
+@click.argument("forward_id", metavar="ID")
+@json_option
+@pass_state
+def forward_delete(state, tenant, forward_id):
+    """Delete port forward ID of TENANT."""
+    state.api.delete(path("tenants", tenant, "port-forwards", forward_id))
+    state.deleted("port forward", forward_id)
+
+
+# --- floating IPs -----------------------------------------------------------------------------
+FIP_COLUMNS = [("ID", "id"), ("EXTERNAL_IP", "external_ip"), ("IP", "ip"),
+               ("PORT_ID", "port_id"), ("HOST", "host")]
+
+
+@cli.group("floating-ip", cls=AliasGroup,
+           short_help="Floating IPs (1:1 NAT): list, show, add, delete.")
+def floating_ip():
+    """Floating IPs: a 1:1 external address for a tenant IP
+    (/v1/tenants/T/floating-ips)."""
+
+
+@floating_ip.command("list")
+@click.argument("tenant")
+@quiet_option
+@json_option
+@pass_state
+def fip_list(state, tenant, quiet):
+    """List the floating IPs of TENANT (PORT_ID '-': dormant, no port has the IP now)."""
+    _listing(state, state.api.get(path("tenants", tenant, "floating-ips")), FIP_COLUMNS, quiet,
+             "id")
+
+
+@floating_ip.command("show")
+@click.argument("tenant")
+@click.argument("fip_id", metavar="ID")
+@json_option
+@pass_state
+def fip_show(state, tenant, fip_id):
+    """Show floating IP ID of TENANT."""
+    _obj(state, state.api.get(path("tenants", tenant, "floating-ips", fip_id)))
+
+
+@floating_ip.command("add")
+@click.argument("tenant")
+@click.option("--port-id", required=True, metavar="ID",
+              help="The port whose IP gets the floating IP.")
+@click.option("--external-ip", required=True, metavar="IP", help="The floating address.")
+@json_option
+@pass_state
+def fip_add(state, tenant, port_id, external_ip):
+    """Give the IP of a port of TENANT a floating IP (POST .../floating-ips).
+
+    The floating IP stays with the tenant's private IP: it is dormant while no
+    port has that IP.  The port's host needs an external network.
+    """
+    _obj(state, state.api.post(path("tenants", tenant, "floating-ips"),
+                               {"port_id": port_id, "external_ip": external_ip}))
+
+
+@floating_ip.command("delete")
+@click.argument("tenant")
+@click.argument("fip_id", metavar="ID")
+@json_option
+@pass_state
+def fip_delete(state, tenant, fip_id):
+    """Release floating IP ID of TENANT."""
+    state.api.delete(path("tenants", tenant, "floating-ips", fip_id))
+    state.deleted("floating IP", fip_id)
+
+
+def main():
+    cli(prog_name="vpcctl")
+
+
+if __name__ == "__main__":
+    main()
