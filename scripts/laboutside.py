@@ -70,6 +70,11 @@ class OutsideMixin:
                     "dev", "br0")
         self.nsexec(ns, "ip", "link", "set", "br0", "up")
         self.nsexec(ns, "ip", "addr", "add", f"{SERVER_IP}/32", "dev", "lo")
+        # The outside's kernel would hand OVS TCP/UDP with offloaded (partial)
+        # checksums over the veths; the userspace datapath does not complete
+        # them and its conntrack then marks the packets invalid (LAB.md).  A
+        # real uplink NIC delivers full checksums; here we ask for them.
+        self.nsexec(ns, "ethtool", "-K", "br0", "tx", "off", check=False)
 
     def link_outside(self, i):
         """Host i's ext0 <-> h<i> on the out namespace's br0."""
@@ -79,6 +84,7 @@ class OutsideMixin:
         sh(["ip", "link", "add", EXTERNAL_PORT, "netns", ns, "type", "veth",
             "peer", "name", f"h{int(i)}", "netns", self.out_ns])
         self.nsexec(self.out_ns, "ip", "link", "set", f"h{int(i)}", "master", "br0", "up")
+        self.nsexec(self.out_ns, "ethtool", "-K", f"h{int(i)}", "tx", "off", check=False)
         self.nsexec(ns, "ip", "link", "set", EXTERNAL_PORT, "up")
 
     def external_join_args(self, i):
