@@ -95,6 +95,52 @@ def start_controller(lab, rest_port, of_port):
     sys.exit(f"the controller did not answer on {url} within 30 s; see {log}")
 
 
+def nat_demo(lab, url, where):
+    """red gets SNAT (masquerade through h1's external IP); the outside reaches
+    red1's web server through h1's external IP port 5000."""
+    assert call(url, "PUT", "/v1/tenants/red/snat", {"enabled": True})[0] == 200
+    red1 = where["red1"][2]
+    status, fwd = call(url, "POST", "/v1/tenants/red/port-forwards",
+                       {"port_id": red1["id"], "protocol": "tcp", "external_port": 5000,
+                        "internal_port": 80})
+    assert status == 201, fwd
+    servers = [lab.spawn(lab.out_ns, "python3", "-m", "http.server", "--bind", lab.server_ip, "80"),
+               lab.spawn(lab.container_ns("red1"), "python3", "-m", "http.server", "80")]
+    time.sleep(1.0)
+    good = 0
+    try:
+        checks = [
+            (lab.container_ns("red1"), f"http://{lab.server_ip}/",
+             f"red1 -> outside server {lab.server_ip} via SNAT ({lab.external_ip(1)})"),
+            (lab.out_ns, f"http://{fwd['external_ip']}:5000/",
+             f"outside -> {fwd['external_ip']}:5000 -> red1:80 (port forward)"),
+        ]
+        for ns, target, why in checks:
+            code = "000"
+            for _ in range(10):      # the gateway's MAC may still be being ARPed for
+                code = lab.exec(ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--max-time", "3", target, check=False).stdout.strip()
+                if code == "200":
+                    break
+                time.sleep(0.5)
+            ok = code == "200"
+            good += ok
+            print(f"      {'reaches ' if ok else 'FAILED  '} {why:62} "
+                  f"{'as expected' if ok else 'UNEXPECTED'}")
+        blue = lab.exec(lab.container_ns("blue1"), "curl", "-s", "-o", "/dev/null", "-w",
+                        "%{http_code}", "--max-time", "2", f"http://{lab.server_ip}/",
+                        check=False).stdout.strip()
+        ok = blue != "200"
+        good += ok
+        print(f"      {'blocked ' if ok else 'reaches '} {'blue1 -> outside (blue has no SNAT)':62} "
+              f"{'as expected' if ok else 'UNEXPECTED'}")
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(5)
+    return good, 3
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", default="vpclab", help="lab name (default vpclab)")
@@ -118,7 +164,7 @@ def main():
         if not port_free(port):
             sys.exit(f"port {port} on 127.0.0.1 is in use; stop what uses it or pass "
                      f"--rest-port/--of-port")
-    total = 6
+    total = 7
     step(1, total, f"lab {args.name}: 3 hosts (own netns + ovsdb-server + ovs-vswitchd each), "
                    "a Linux-bridge fabric")
     lab.up()
@@ -149,7 +195,12 @@ def main():
         verdict = "as expected" if ok == expected else "UNEXPECTED"
         good += ok == expected
         print(f"      {'reaches ' if ok else 'blocked '} {src:7} -> {dst:9} {why:42} {verdict}")
-    print(f"\n{good}/{len(CHECKS)} checks as expected.")
+    step(7, total, "NAT: SNAT for red, a port forward to red1, the outside at "
+                   f"{lab.server_ip} (gateway {lab.external_gateway})")
+    nat_good, nat_total = nat_demo(lab, url, where)
+    good += nat_good
+    total_checks = len(CHECKS) + nat_total
+    print(f"\n{good}/{total_checks} checks as expected.")
     if args.teardown:
         lab.down()
         print("lab torn down.")
@@ -162,7 +213,7 @@ The lab is up.  Poke at it:
   ovs-ofctl -O OpenFlow13 dump-flows unix:{lab.rundir(1)}/br-int.mgmt
   scripts/lab --name {args.name} status
 Tear it down:  scripts/demo --down   (or scripts/lab down --name {args.name})""")
-    return 0 if good == len(CHECKS) else 1
+    return 0 if good == total_checks else 1
 
 
 if __name__ == "__main__":
