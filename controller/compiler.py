@@ -11,7 +11,9 @@ Vocabulary
   remote host  a host with at least one port of the tenant; for overlays it must
                also be connected, so a host that left is out of flood lists
 """
+from controller.compile_fabric import fabric_flows
 from controller.compile_nat import HostNat, external_flows, router_flows, tenant_nat_flows
+from controller.compile_sg import secured_port_flows, tenant_sg_flows
 from controller.flows import check_unique_keys, flow
 from controller.pipeline import (
     ARP_REPLY, ARP_REQUEST, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, MULTICAST_BIT,
@@ -22,8 +24,10 @@ TUNNEL_PORT = {"vxlan": "vxlan0", "gre": "gre0"}
 
 def compile_datapath(state, topo, dpid):
     """All flows for one datapath, as a frozenset of Flow values."""
-    flows = list(base_flows())
     host = state.host_by_dpid(dpid)
+    if host is None and topo.connected(dpid):        # a fabric switch
+        return frozenset(check_unique_keys(fabric_flows(state, topo, dpid)))
+    flows = list(base_flows())
     if host is not None:
         flows += host_flows(state, topo, host)
     return frozenset(check_unique_keys(flows))
@@ -40,12 +44,19 @@ def base_flows():
         miss(Table.EXT_ICMP),                     # no zone knew it: drop
         miss(Table.PORT_SECURITY),                # spoofed source: drop
         miss(Table.ARP, goto=Table.ACL),          # not an ARP we answer: go on
-        miss(Table.ACL, goto=Table.L3),           # no security groups yet: allow
+        miss(Table.ACL, goto=Table.L3),           # not from a secured port, or not IP
+        miss(Table.SG_OUT_REMOTE, goto=Table.SG_OUT),   # destination in no group
+        miss(Table.SG_OUT),                       # no egress rule allows it: drop
         miss(Table.L3, goto=Table.L2),            # not for the router: switch
         miss(Table.NAT_OUT),                      # invalid, or no NAT allowed: drop
         miss(Table.EXT_OUT),                      # gateway MAC not known yet: drop
         miss(Table.FROM_EXT),                     # not to a port of ours: drop
         miss(Table.L2),                           # from the network and not ours: drop
+        miss(Table.ACL_IN),                       # not to a secured local port: drop
+        flow(Table.SG_IN_REMOTE, Prio.MISS, actions=[("set_field", "reg4", 0)],
+             goto=Table.SG_IN, kind=CookieKind.BASE),   # source in no group
+        miss(Table.SG_IN),                        # no ingress rule allows it: drop
+        miss(Table.DELIVER),                      # no such local port: drop
         miss(Table.FLOOD),                        # a tenant with nothing to flood to
     ]
 
@@ -57,11 +68,13 @@ def host_flows(state, topo, host):
     nat = HostNat(state, topo, host, local)
     out = []
     for port, ofport in local:
-        out += local_port_flows(state.tenants[port.tenant], port, ofport)
+        out += local_port_flows(state, state.tenants[port.tenant], port, ofport)
     tenants = [state.tenants[n] for n in sorted({p.tenant for p, _ in local})]
     for tenant in sorted(tenants, key=lambda t: t.id):
         mine = [(p, n) for p, n in local if p.tenant == tenant.name]
         out += tenant_flows(state, topo, host, tenant, mine, ofports)
+        if any(p.port_security for p, _ in mine):
+            out += tenant_sg_flows(state, tenant)
         out += router_flows(state, tenant, nat.does_nat_for(tenant))
         if nat.does_nat_for(tenant):
             out += tenant_nat_flows(tenant, nat, mine)
@@ -69,22 +82,32 @@ def host_flows(state, topo, host):
     return out
 
 
-def local_port_flows(tenant, port, ofport):
+def local_port_flows(state, tenant, port, ofport):
     owner = dict(kind=CookieKind.PORT, owner=port.serial)
-    return [
-        classify_local_port(tenant, ofport, owner),
+    bits = state.group_bits(port)
+    out = [
+        classify_local_port(tenant, port, ofport, bits, owner),
         *port_security(port, ofport, owner),
-        deliver_local(tenant, port, ofport, owner),
+        deliver_local(tenant, port, ofport, bits, owner),
     ]
+    if port.port_security:
+        out += secured_port_flows(port, ofport)
+    return out
 
 
-def classify_local_port(tenant, ofport, owner):
-    return flow(Table.CLASSIFY, Prio.ALLOW, {"in_port": ofport},
+def classify_local_port(tenant, port, ofport, bits, owner):
+    """The tenant in metadata; for a secured port its groups in reg3 (SG_OUT reads them)."""
+    actions = [("set_field", "reg3", bits)] if port.port_security else []
+    return flow(Table.CLASSIFY, Prio.ALLOW, {"in_port": ofport}, actions=actions,
                 metadata=metadata_for(tenant.id), goto=Table.PORT_SECURITY, **owner)
 
 
 def port_security(port, ofport, owner):
-    """A port may send IPv4 only from its IP and MAC, and ARP only about itself."""
+    """A port may send IPv4 only from its IP and MAC, and ARP only about itself
+    (unless port security is off: routers and appliances send for others)."""
+    if not port.port_security:
+        return [flow(Table.PORT_SECURITY, Prio.ALLOW, {"in_port": ofport}, goto=Table.ARP,
+                     **owner)]
     return [
         flow(Table.PORT_SECURITY, Prio.ALLOW,
              {"in_port": ofport, "eth_src": port.mac, "eth_type": ETH_TYPE_IP,
@@ -95,11 +118,15 @@ def port_security(port, ofport, owner):
     ]
 
 
-def deliver_local(tenant, port, ofport, owner):
-    """Unicast to a local port, whether the packet came from here or the network."""
-    return flow(Table.L2, Prio.ALLOW,
-                {"metadata": (metadata_for(tenant.id), TENANT_MASK), "eth_dst": port.mac},
-                actions=[("output", ofport)], **owner)
+def deliver_local(tenant, port, ofport, bits, owner):
+    """Unicast to a local port, whether the packet came from here or the network;
+    a secured port's packets first pass its ingress security groups."""
+    match = {"metadata": (metadata_for(tenant.id), TENANT_MASK), "eth_dst": port.mac}
+    if port.port_security:
+        return flow(Table.L2, Prio.ALLOW, match,
+                    actions=[("set_field", "reg7", ofport), ("set_field", "reg3", bits)],
+                    goto=Table.ACL_IN, **owner)
+    return flow(Table.L2, Prio.ALLOW, match, actions=[("output", ofport)], **owner)
 
 
 # --- per tenant present on the host --------------------------------------------
@@ -114,7 +141,8 @@ def tenant_flows(state, topo, host, tenant, local, ofports):
             out.append(to_remote_port(tenant, remote_port, remote_host, egress))
     out += arp_responder(state, tenant)
     out += to_flood_table(tenant, owner)
-    out += flood(tenant, [n for _, n in local], egress, remotes, owner)
+    out += flood(tenant, [n for _, n in local], [n for p, n in local if not p.port_security],
+                 egress, remotes, owner)
     return out
 
 
@@ -204,10 +232,13 @@ def to_flood_table(tenant, owner):
     ]
 
 
-def flood(tenant, local_ofports, egress, remotes, owner):
+def flood(tenant, local_ofports, open_ofports, egress, remotes, owner):
     """Head-end replication: every local port of the tenant, plus one copy per
-    remote host that has the tenant (VLAN: one tagged copy on the uplink)."""
+    remote host that has the tenant (VLAN: one tagged copy on the uplink).
+    IP floods (broadcast, multicast, unknown unicast) skip ports with security
+    groups, as an AWS VPC carries no broadcast; ARP floods reach everyone."""
     locals_ = [("output", n) for n in sorted(local_ofports)]
+    open_ = [("output", n) for n in sorted(open_ofports)]
     to_net = []
     if egress is not None and remotes:
         if egress[0] == "vlan":
@@ -216,9 +247,19 @@ def flood(tenant, local_ofports, egress, remotes, owner):
             to_net = [("set_field", "tunnel_id", tenant.segment)]
             for h in remotes:
                 to_net += [("set_field", "tun_ipv4_dst", h.tunnel_ip), ("output", egress[1])]
-    return [
+    out = [
         flow(Table.FLOOD, Prio.ALLOW, {"metadata": metadata_for(tenant.id)},
              actions=locals_ + to_net, **owner),
         flow(Table.FLOOD, Prio.ALLOW, {"metadata": metadata_for(tenant.id, from_net=True)},
              actions=locals_, **owner),
     ]
+    if open_ != locals_:
+        ip = {"eth_type": ETH_TYPE_IP}
+        out += [
+            flow(Table.FLOOD, Prio.FLOOD_IP, {"metadata": metadata_for(tenant.id), **ip},
+                 actions=open_ + to_net, **owner),
+            flow(Table.FLOOD, Prio.FLOOD_IP,
+                 {"metadata": metadata_for(tenant.id, from_net=True), **ip},
+                 actions=open_, **owner),
+        ]
+    return out

@@ -62,7 +62,7 @@ MATCH_FIELDS = {
     "arp_tpa": "ip", "arp_sha": "mac", "arp_tha": "mac", "tunnel_id": "int",
     "tcp_src": "int", "tcp_dst": "int", "udp_src": "int", "udp_dst": "int",
     "icmpv4_type": "int", "icmpv4_code": "int",
-    "reg5": "int", "reg6": "int", "reg7": "int",
+    "reg3": "int", "reg4": "int", "reg5": "int", "reg6": "int", "reg7": "int",
     "tun_ipv4_src": "ip", "tun_ipv4_dst": "ip",
     "ct_state": "int", "ct_zone": "int", "ct_mark": "int",
 }

@@ -9,7 +9,7 @@ import ipaddress
 import random
 
 from controller.model import SEGMENT_RANGE
-from controller.pipeline import MAX_TENANT_ID
+from controller.pipeline import MAX_PORT_SERIAL, MAX_TENANT_ID
 
 _rng = random.SystemRandom()
 
@@ -35,7 +35,7 @@ def tenant_id(state):
 
 
 def port_serial(state):
-    return lowest_free({p.serial for p in state.ports.values()}, 1, 0xFF_FFFF)
+    return lowest_free({p.serial for p in state.ports.values()}, 1, MAX_PORT_SERIAL)
 
 
 def segment(state, network):

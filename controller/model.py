@@ -57,7 +57,13 @@ class Port:
     ip: str
     mac: str
     subnet: str        # the subnet's CIDR
-    serial: int        # small integer for the cookie owner field
+    serial: int        # small integer: cookie owner, conntrack zone (pipeline.port_zone)
+    security_groups: tuple = ("default",)
+    port_security: bool = True     # False: no anti-spoofing, no security groups (appliances)
+
+    @property
+    def secured(self):
+        return self.port_security
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,25 @@ class FloatingIP:
     serial: int
 
 
+@dataclass(frozen=True)
+class SecurityGroup:
+    """Stateful allow-rules, AWS style.  `index` is the group's bit in the
+    registers that carry group membership (pipeline.MAX_GROUPS per tenant).
+    rules: [{"id", "direction", "protocol", "ports": [lo, hi] | None,
+             "remote": "a.b.c.d/n" | "sg:<name>"}]"""
+    tenant: str
+    name: str
+    index: int
+    rules: tuple = ()
+
+
+def group_key(tenant, name):
+    return f"{tenant}/{name}"
+
+
 KINDS = {"hosts": Host, "tenants": Tenant, "subnets": Subnet, "ports": Port,
-         "port_forwards": PortForward, "floating_ips": FloatingIP}
+         "port_forwards": PortForward, "floating_ips": FloatingIP,
+         "security_groups": SecurityGroup}
 
 
 def subnet_key(tenant, cidr):
@@ -100,7 +123,9 @@ def record(obj):
 def from_record(kind, data):
     cls = KINDS[kind]
     names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    # msgpack gives lists back; the dataclasses hold tuples (hashable, one spelling)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v
+                  for k, v in data.items() if k in names})
 
 
 class State:
@@ -113,6 +138,7 @@ class State:
         self.ports = {}
         self.port_forwards = {}
         self.floating_ips = {}
+        self.security_groups = {}
         for kind, items in (collections or {}).items():
             if kind in KINDS:
                 for key, data in items.items():
@@ -150,6 +176,19 @@ class State:
 
     def ports_on(self, host):
         return sorted((p for p in self.ports.values() if p.host == host), key=lambda p: p.serial)
+
+    def groups_of(self, tenant):
+        return sorted((g for g in self.security_groups.values() if g.tenant == tenant),
+                      key=lambda g: g.index)
+
+    def group_bits(self, port):
+        """reg3/reg4 value: the bits of the port's security groups."""
+        bits = 0
+        for name in port.security_groups if port.port_security else ():
+            g = self.security_groups.get(group_key(port.tenant, name))
+            if g is not None:
+                bits |= 1 << g.index
+        return bits
 
     def forwards_of_port(self, port_id):
         return sorted((f for f in self.port_forwards.values() if f.port_id == port_id),

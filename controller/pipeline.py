@@ -20,12 +20,18 @@ class Table(IntEnum):
     EXT_ICMP = 6        # ICMP to the external IP: find the tenant zone that knows it
     PORT_SECURITY = 10  # a local port may only send from its own MAC/IP
     ARP = 20            # answer ARP for known IPs of the tenant from flows
-    ACL = 30            # security groups (pass-through until they exist)
+    ACL = 30            # egress security: a port with security groups enters conntrack
+    SG_OUT_REMOTE = 31  # reg4 := security groups of the destination IP
+    SG_OUT = 32         # egress rules (and replies allowed by ingress rules)
     L3 = 40             # the distributed router: routes, gateway ICMP, default route
     NAT_OUT = 42        # after un-NAT in the tenant zone: established, or SNAT it
     EXT_OUT = 44        # translated packets leave by the external port
     FROM_EXT = 47       # DNAT'd / un-SNAT'd packets enter the tenant
     L2 = 50             # destination MAC -> local port / remote host
+    ACL_IN = 52         # ingress security: to a port with security groups, via conntrack
+    SG_IN_REMOTE = 53   # reg4 := security groups of the source IP
+    SG_IN = 54          # ingress rules (and replies allowed by egress rules)
+    DELIVER = 56        # reg7 -> output to that local port
     FLOOD = 60          # broadcast, multicast, unknown unicast
 
 
@@ -37,6 +43,8 @@ class Prio(IntEnum):
     DEFAULT_ROUTE = 10  # L3: off-subnet traffic -> NAT
     ICMP_CHAIN = 40     # EXT_ICMP: try the next tenant zone
     MULTICAST = 50      # group-bit destinations -> flood table
+    SG_RULE = 50        # SG_OUT / SG_IN: one security-group rule
+    FLOOD_IP = 110      # FLOOD: IP floods skip ports with security groups
     NAT_OTHER = 80      # NAT_OUT: new non-TCP/UDP connection -> SNAT (no ports)
     NAT_PORTS = 85      # NAT_OUT / EXT_IN: TCP/UDP with a port range
     SUBNET_DROP = 90    # L3: a tenant subnet address nobody has
@@ -47,6 +55,7 @@ class Prio(IntEnum):
     ESTABLISHED = 100   # NAT_OUT / EXT_ICMP: a connection conntrack knows
     GATEWAY = 110       # L3: echo requests to the gateway answered in place
     DROP_SPOOF = 200    # explicit drops that must beat ALLOW
+    LLDP = 1000         # fabric switches: LLDP to the controller, before anything
 
 
 # --- metadata layout ------------------------------------------------------
@@ -58,7 +67,20 @@ class Prio(IntEnum):
 TENANT_MASK = 0xFFFF_FFFF
 FROM_NET = 1 << 32
 METADATA_MASK = TENANT_MASK | FROM_NET
-MAX_TENANT_ID = 0xFFFF   # ids are conntrack zones later; keep them 16-bit
+MAX_TENANT_ID = 0x7FFF   # tenant ids are the NAT conntrack zones: 1..32767
+MAX_PORT_SERIAL = 0x7FFF  # port serials name the ports' conntrack zones: 32768 + serial
+
+
+def port_zone(serial):
+    """The conntrack zone of a port's security groups (apart from NAT zones)."""
+    return 0x8000 | serial
+
+
+# --- registers ---------------------------------------------------------------------
+# reg3  security groups of the local port (bit i = the tenant's group of index i)
+# reg4  security groups of the remote address (source on ingress, destination on egress)
+# reg7  the local port a packet is about to be delivered to (ACL_IN .. DELIVER)
+MAX_GROUPS = 32           # per tenant: one bit each in reg3 / reg4
 
 
 def metadata_for(tenant_id, from_net=False):
@@ -100,6 +122,8 @@ class CookieKind(IntEnum):
     EXTERNAL = 0x08     # the host's external port plumbing
     FORWARD = 0x09      # one port forward (owner: its serial)
     FLOATING = 0x0A     # one floating IP (owner: its serial)
+    SECGROUP = 0x0B     # one security group's rules (owner: tenant id << 5 | group index)
+    FABRIC = 0x0C       # a fabric switch's flows (owner: tenant id, 0 for its base)
 
 
 OWNER_MASK = 0xFF_FFFF

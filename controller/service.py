@@ -17,6 +17,7 @@ from controller.errors import bad_request, conflict, not_found
 from controller.model import NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet, Tenant, record, subnet_key
 from controller.pipeline import ENCAP_OVERHEAD, router_mac, snat_ports
 from controller.service_nat import NatOperations
+from controller.service_sg import SecurityGroupOperations
 
 
 class NullTopology:
@@ -29,7 +30,7 @@ class NullTopology:
         return None
 
 
-class VpcService(NatOperations):
+class VpcService(NatOperations, SecurityGroupOperations):
     def __init__(self, state, store, topology=None, underlay_mtu=1500, on_change=None,
                  lock=None):
         self.state = state
@@ -83,7 +84,8 @@ class VpcService(NatOperations):
                 "ip": p.ip, "mac": p.mac, "prefixlen": subnet.net.prefixlen,
                 "gateway": subnet.gateway, "subnet": p.subnet,
                 "mtu": self.mtu_for(self.state.tenants[p.tenant]),
-                "status": "up" if ofport is not None else "down", "ofport": ofport}
+                "status": "up" if ofport is not None else "down", "ofport": ofport,
+                "security_groups": list(p.security_groups), "port_security": p.port_security}
 
     # --- hosts ----------------------------------------------------------
     def create_host(self, body):
@@ -175,7 +177,8 @@ class VpcService(NatOperations):
             except ipam.Exhausted:
                 raise conflict(f"no free {what} or tenant id left", code="exhausted") from None
             tenant = Tenant(name, network, segment, tid)
-            self._commit([("put", "tenants", name, record(tenant))], ())
+            self._commit([("put", "tenants", name, record(tenant))] + self.default_group_ops(name),
+                         ())
             return self.tenant_view(tenant)
 
     def get_tenant(self, name):
@@ -193,6 +196,7 @@ class VpcService(NatOperations):
                                f"first", code="in_use")
             ops = [("del", "subnets", subnet_key(name, s.cidr)) for s in self.state.subnets_of(name)]
             ops += [("del", "floating_ips", f.id) for f in self.state.fips_of(name)]
+            ops += [("del", "security_groups", f"{name}/{g.name}") for g in self.state.groups_of(name)]
             ops.append(("del", "tenants", name))
             self._commit(ops, ())
 
@@ -245,7 +249,8 @@ class VpcService(NatOperations):
 
     # --- ports ----------------------------------------------------------
     def create_port(self, tenant_name, body):
-        v.body_fields(body, required=("host", "port"), optional=("ip", "mac", "subnet"))
+        v.body_fields(body, required=("host", "port"),
+                      optional=("ip", "mac", "subnet", "security_groups", "port_security"))
         host_name = v.name(body["host"], "host")
         port_name = v.ifname(body["port"], "port")
         ip = None if body.get("ip") is None else v.ipv4(body["ip"], "ip")
@@ -261,6 +266,7 @@ class VpcService(NatOperations):
                 raise conflict(f"{port_name} is host {host_name}'s uplink/external port",
                                code="in_use")
             subnet = self._pick_subnet(tenant, ip, want_subnet)
+            groups, secured = self.port_security_fields(tenant.name, body)
             for p in self.state.ports_on(host_name):
                 if p.port == port_name:
                     raise conflict(f"port {port_name} on host {host_name} is already attached "
@@ -291,7 +297,7 @@ class VpcService(NatOperations):
             except ipam.Exhausted:
                 raise conflict("no free port serial left", code="exhausted") from None
             port = Port(uuid.uuid4().hex[:12], tenant.name, host_name, port_name, ip, mac,
-                        subnet.cidr, serial)
+                        subnet.cidr, serial, groups, secured)
             self._commit([("put", "ports", port.id, record(port))],
                          self._tenant_hosts(tenant.name) | {host_name})
             return self.port_view(port)

@@ -99,6 +99,10 @@ def nat_demo(lab, url, where):
     """red gets SNAT (masquerade through h1's external IP); the outside reaches
     red1's web server through h1's external IP port 5000."""
     assert call(url, "PUT", "/v1/tenants/red/snat", {"enabled": True})[0] == 200
+    # security groups: red's default group admits only its members; open port 80
+    assert call(url, "POST", "/v1/tenants/red/security-groups/default/rules",
+                {"direction": "ingress", "protocol": "tcp", "ports": "80",
+                 "remote": "0.0.0.0/0"})[0] == 201
     red1 = where["red1"][2]
     status, fwd = call(url, "POST", "/v1/tenants/red/port-forwards",
                        {"port_id": red1["id"], "protocol": "tcp", "external_port": 5000,
@@ -209,6 +213,8 @@ def main():
 The lab is up.  Poke at it:
   curl -s {url}/v1/tenants | python3 -m json.tool
   curl -s {url}/v1/topology
+  {url}/ui                 (the live topology picture, in a browser)
+  curl -s {url}/metrics    (Prometheus metrics)
   ip netns exec {lab.container_ns('red1')} ping 10.0.0.3
   ovs-ofctl -O OpenFlow13 dump-flows unix:{lab.rundir(1)}/br-int.mgmt
   scripts/lab --name {args.name} status

@@ -61,7 +61,10 @@ class FlowTable:
             if best is not None and f.priority < best.priority:
                 break
             if self._matches(f, packet):
-                if best is not None:
+                # A tie is undefined in OpenFlow; it is only harmless when both
+                # flows would do the same thing (e.g. two rules that both allow).
+                if best is not None and (f.actions, f.goto, f.metadata) != \
+                        (best.actions, best.goto, best.metadata):
                     raise SimError(
                         f"two flows of priority {f.priority} in table {table} both "
                         f"match {format_packet(packet)}:\n  {format_flow(best)}\n"

@@ -49,6 +49,16 @@ def curl(lab, ns, url, local_port=None, timeout=5):
     return lab.exec(ns, *cmd, url, check=False, timeout=timeout + 5).stdout.strip()
 
 
+def allow_in(api, lab, tenant, protocol, ports=None):
+    """Open the tenant's default group to the outside (it admits only members)."""
+    rule = {"direction": "ingress", "protocol": protocol, "remote": "0.0.0.0/0"}
+    if ports:
+        rule["ports"] = ports
+    status, body = api(lab.api_url).post(f"/v1/tenants/{tenant}/security-groups/default/rules",
+                                         rule)
+    assert status == 201, body
+
+
 def egress_ready(lab, host):
     """SNAT needs the gateway's MAC, which the controller ARPs for."""
     return wait_for(lambda: "ct_state=+snat" in lab.ovs_ofctl(host, "dump-flows", "table=44")
@@ -81,7 +91,9 @@ def test_snat_two_tenants_same_cidr_same_source_port(api, lab, make_container, o
         codes = [p.communicate(timeout=15)[0].strip() for p in procs]
         assert codes == ["200", "200"]
         ct = lab.appctl(1, "dpctl/dump-conntrack")
-        mine = [line for line in ct.splitlines() if "sport=40000" in line and "dport=80" in line]
+        # the translations (each port's own security-group zone tracks it untranslated too)
+        mine = [line for line in ct.splitlines() if "sport=40000" in line and "dport=80" in line
+                and f"dst={lab.external_ip(1)}" in line]
         assert len(mine) == 2, ct
         assert {re.search(r"zone=(\d+)", m).group(1) for m in mine} == \
             {str(a.get("/v1/tenants/sa")[1]["id"]), str(a.get("/v1/tenants/sb")[1]["id"])}
@@ -110,6 +122,8 @@ def test_port_forward_tcp_and_udp(api, lab, make_container, outside_capture):
     a = api(lab.api_url)
     make_tenant(api, lab, "pf", network="vxlan")
     c = make_container("pf1", 3, "pf")
+    allow_in(api, lab, "pf", "tcp", "22")
+    allow_in(api, lab, "pf", "udp", "53")
     for proto, ext, internal in (("tcp", 5000, 22), ("udp", 5353, 53)):
         status, body = a.post("/v1/tenants/pf/port-forwards",
                               {"port_id": c["id"], "protocol": proto, "external_port": ext,
@@ -131,6 +145,8 @@ def test_floating_ip_both_ways(api, lab, make_container, outside_capture, tmp_pa
     a = api(lab.api_url)
     make_tenant(api, lab, "fi", network="vlan")
     c = make_container("fi1", 2, "fi")
+    allow_in(api, lab, "fi", "tcp", "8080")
+    allow_in(api, lab, "fi", "icmp")
     fip = lab.floating_ip(1)
     status, body = a.post("/v1/tenants/fi/floating-ips", {"port_id": c["id"], "external_ip": fip})
     assert status == 201 and body["host"] == "h2", body

@@ -4,6 +4,7 @@ fabric, VXLAN and GRE ports in a full mesh)."""
 from controller.compiler import compile_datapath
 from controller.flowsim import Network
 from controller.model import State
+from controller.service_sg import default_rules
 from topology.graph import TopoView
 
 UPLINK, VXLAN, GRE, EXT = 1, 2, 3, 4
@@ -19,19 +20,25 @@ def ext_mac(i):
     return f"02:ee:00:00:00:{i:02x}"
 
 
+def subnet_of(ip):
+    return ".".join(ip.split(".")[:3]) + ".0/24"
+
+
 def host_name(i):
     return f"h{i}"
 
 
 class World:
     def __init__(self, hosts=3, tenants=(), ports=(), disconnected=(), missing=(),
-                 external=(), gateway_known=True, snat=(), forwards=(), fips=(), subnets=()):
+                 external=(), gateway_known=True, snat=(), forwards=(), fips=(), subnets=(),
+                 extra_rules=(), insecure=()):
         """tenants: (name, network, segment); ports: (tenant, host index, ip);
         missing: port ids whose OVS port does not exist yet; external: host
         indexes with an external port (ext0, ofport 4); snat: tenant names
         with SNAT on (slots in that order); forwards: (port id, proto, ext
         port, int port); fips: (port id, external ip); subnets: extra
-        (tenant, cidr) besides 10.0.0.0/24."""
+        (tenant, cidr) besides 10.0.0.0/24; extra_rules: rule dicts added to
+        every tenant's default group; insecure: port ids with port_security off."""
         self.state = State()
         ops = []
         for i in range(1, hosts + 1):
@@ -46,14 +53,18 @@ class World:
                                                      id=tid, **nat)))
             ops.append(("put", "subnets", f"{name}/10.0.0.0/24",
                         dict(tenant=name, cidr="10.0.0.0/24", gateway="10.0.0.1")))
+            ops.append(("put", "security_groups", f"{name}/default",
+                        dict(tenant=name, name="default", index=0,
+                             rules=default_rules() + tuple(extra_rules))))
         self.ofport = {}
         next_port = {i: FIRST_PORT for i in range(1, hosts + 1)}
         for serial, (tenant, hi, ip) in enumerate(ports, 1):
             pid = f"p{serial}"
             mac = f"02:00:00:00:{serial >> 8:02x}:{serial & 0xff:02x}"
+            secure = dict(port_security=False, security_groups=()) if pid in insecure else {}
             ops.append(("put", "ports", pid, dict(id=pid, tenant=tenant, host=host_name(hi),
                                                   port=f"c{serial}", ip=ip, mac=mac,
-                                                  subnet="10.0.0.0/24", serial=serial)))
+                                                  subnet=subnet_of(ip), serial=serial, **secure)))
             self.ofport[pid] = (host_name(hi), next_port[hi])
             next_port[hi] += 1
         for tenant, cidr in subnets:
@@ -113,8 +124,10 @@ class World:
 
     def ipv4(self, src, dst_mac, dst_ip, **extra):
         p = self.port(src)
+        icmp = {"ip_proto": 1, "icmpv4_type": 8, "icmpv4_code": 0, "icmp_id": 7}
+        icmp.update(extra)
         return self.send(src, eth_dst=dst_mac, eth_type=0x0800, ipv4_src=p.ip, ipv4_dst=dst_ip,
-                         ip_proto=1, **extra)
+                         **icmp)
 
     def arp_request(self, src, target_ip):
         p = self.port(src)
