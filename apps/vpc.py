@@ -49,7 +49,11 @@ class VpcController(app_manager.OSKenApp):
         logging.getLogger("controller").setLevel(self.config.log_level)
         LOG.setLevel(self.config.log_level)
         self.store = MsgpackStore(self.config.state_dir)
-        self.state = State(self.store.load())
+        collections = self.store.load()
+        self.state = State(collections)
+        # Learned, not desired: the external gateways' MACs.  Kept in the store
+        # so a restart does not withdraw NAT egress until ARP finds them again.
+        self.gateway_macs = dict(collections.get("gateway_macs", {}))
         self.topology = Topology()
         self.topology.sync_hosts(self.state.hosts.values())
         self.sessions = {}   # dpid -> OFSession
@@ -122,6 +126,8 @@ class VpcController(app_manager.OSKenApp):
                 old.stop()
             session = self.sessions[dp.id] = OFSession(dp)
             self.topology.datapath_up(dp.id)
+            if host is not None and host.name in self.gateway_macs:
+                self.topology.set_gateway_mac(dp.id, self.gateway_macs[host.name])
             hub.spawn(self._start_switch, session)
         elif ev.state == DEAD_DISPATCHER:
             session = self.sessions.get(dp.id)
@@ -178,19 +184,21 @@ class VpcController(app_manager.OSKenApp):
         last = {}
         while True:
             now = time.monotonic()
+            live = set(self.sessions.values())
+            last = {s: t for s, t in last.items() if s in live}
             for dpid, session in list(self.sessions.items()):
                 host = self.state.host_by_dpid(dpid)
                 if host is None or not host.has_external or not host.external_gateway:
                     continue
                 known = self.topology.snapshot().gateway_mac(dpid) is not None
                 wait = GATEWAY_ARP_INTERVAL if known else GATEWAY_ARP_RETRY
-                if now - last.get(dpid, -1e9) < wait:
+                if now - last.get(session, -1e9) < wait:      # a new session ARPs at once
                     continue
                 port_no = self.topology.port_number(dpid, host.external_port)
                 mac = self.topology.snapshot().port_mac(dpid, host.external_port)
                 if port_no is None or mac is None:
                     continue
-                last[dpid] = now
+                last[session] = now
                 session.arp_probe(port_no, mac, host.external_ip, host.external_gateway)
             eventlet.sleep(GATEWAY_ARP_RETRY)
 
@@ -206,6 +214,9 @@ class VpcController(app_manager.OSKenApp):
             return
         _, mac, sender_ip, target_ip = parsed
         if sender_ip == host.external_gateway and target_ip == host.external_ip:
+            if self.gateway_macs.get(host.name) != mac:
+                self.store.commit([("put", "gateway_macs", host.name, mac)])
+                self.gateway_macs[host.name] = mac
             if self.topology.set_gateway_mac(dpid, mac):
                 LOG.info("dpid %016x: external gateway %s is at %s", dpid, sender_ip, mac)
                 if dpid in self.syncs:

@@ -96,6 +96,18 @@ class RestApi:
             r("GET", base + "/{i}", lambda req, t, i, get=get: (200, get(t, i)))
             r("DELETE", base + "/{i}", lambda req, t, i, delete=delete: (204, delete(t, i)))
 
+        r("PATCH", "/v1/tenants/{t}/ports/{pid}",
+          lambda req, t, pid: (200, s.update_port(t, pid, parse_json(req))))
+        sg = "/v1/tenants/{t}/security-groups"
+        r("GET", sg, lambda req, t: (200, s.list_groups(t)))
+        r("POST", sg, lambda req, t: (201, s.create_group(t, parse_json(req))))
+        r("GET", sg + "/{g}", lambda req, t, g: (200, s.get_group(t, g)))
+        r("PUT", sg + "/{g}", lambda req, t, g: (200, s.replace_rules(t, g, parse_json(req))))
+        r("DELETE", sg + "/{g}", lambda req, t, g: (204, s.delete_group(t, g)))
+        r("POST", sg + "/{g}/rules", lambda req, t, g: (201, s.add_rule(t, g, parse_json(req))))
+        r("DELETE", sg + "/{g}/rules/{rid}",
+          lambda req, t, g, rid: (204, s.delete_rule(t, g, rid)))
+
     def _route(self, method, path, handler):
         self.mapper.connect(None, path, handler=handler, conditions={"method": [method]})
 
