@@ -14,6 +14,7 @@ import webob.exc
 from routes import Mapper
 
 from controller.errors import ApiError, bad_request
+from controller.openapi import document as openapi_document
 
 LOG = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
@@ -64,6 +65,7 @@ class RestApi:
         r = self._route
         r("GET", "/v1/health", lambda req: (200, self.health()))
         r("GET", "/v1/topology", lambda req: (200, self.topology_json()))
+        r("GET", "/v1/openapi.json", lambda req: (200, openapi_document()))
         r("GET", "/v1/hosts", lambda req: (200, s.list_hosts()))
         r("POST", "/v1/hosts", lambda req: (201, s.create_host(parse_json(req))))
         r("GET", "/v1/hosts/{name}", lambda req, name: (200, s.get_host(name)))
@@ -113,10 +115,12 @@ class RestApi:
 
     @webob.dec.wsgify
     def __call__(self, req):
+        headers = {}
         try:
             status, body = self._dispatch(req)
         except ApiError as exc:
             status, body = exc.status, exc.body()
+            headers = getattr(exc, "headers", {})
         except Exception:
             LOG.exception("REST %s %s failed", req.method, req.path)
             status, body = 500, {"error": {"code": "internal",
@@ -125,14 +129,19 @@ class RestApi:
             return webob.Response(status=204)
         resp = webob.Response(status=status, content_type="application/json", charset="utf-8")
         resp.text = json.dumps(body, indent=1 if isinstance(body, list) else None) + "\n"
+        resp.headers.update(headers)
         return resp
 
     def _dispatch(self, req):
         match = self.mapper.match(environ=req.environ)
         if match is None:
             if self.mapper.match(req.path_info) is not None:
-                raise ApiError(405, "method_not_allowed",
+                exc = ApiError(405, "method_not_allowed",
                                f"{req.method} is not allowed on {req.path_info}")
+                exc.headers = {"Allow": ", ".join(  # RFC 9110: a 405 says what is allowed
+                    m for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+                    if self.mapper.match(environ=dict(req.environ, REQUEST_METHOD=m)))}
+                raise exc
             raise ApiError(404, "not_found", f"no such resource: {req.path_info}")
         handler = match.pop("handler")
         return handler(req, **match)

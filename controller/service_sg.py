@@ -17,7 +17,7 @@ from controller.pipeline import MAX_GROUPS
 DEFAULT_GROUP = "default"
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
 RULE_FIELDS = ("direction", "protocol", "ports", "remote")
-PORTS_RE = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
+PORTS_RE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
 
 
 def default_rules():
@@ -198,7 +198,7 @@ class SecurityGroupOperations:
 def _parse_ports(text):
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)
-    m = PORTS_RE.match(text) if isinstance(text, str) else None
+    m = PORTS_RE.fullmatch(text) if isinstance(text, str) else None
     if not m:
         raise bad_request(f"ports must look like '22' or '8000-8080'; got {text!r}")
     lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))

@@ -30,14 +30,14 @@ def body_fields(body, required=(), optional=()):
 
 
 def name(value, what="name"):
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise bad_request(f"{what} must be 1-63 characters of letters, digits, '_', '.', '-', "
                           f"starting with a letter or digit; got {value!r}")
     return value
 
 
 def ifname(value, what="port"):
-    if not isinstance(value, str) or not IFNAME_RE.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not IFNAME_RE.fullmatch(value) or value in (".", ".."):
         raise bad_request(f"{what} must be an interface name of 1-15 characters "
                           f"(letters, digits, '_.:@-'); got {value!r}")
     return value
@@ -69,7 +69,7 @@ def cidr(value, what="cidr"):
 
 
 def mac(value, what="mac"):
-    if not isinstance(value, str) or not MAC_RE.match(value):
+    if not isinstance(value, str) or not MAC_RE.fullmatch(value):
         raise bad_request(f"{what} must look like 02:00:00:aa:bb:cc; got {value!r}")
     canon = value.lower().replace("-", ":")
     first = int(canon[:2], 16)

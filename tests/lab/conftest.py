@@ -25,18 +25,11 @@ the fixtures themselves run in pytest's interpreter.  For developing these
 fixtures without the real app, VPC_TEST_OSKEN_MANAGER and VPC_TEST_APP
 override the manager binary and the app path.
 """
-import json
 import os
 import re
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
 
@@ -46,8 +39,9 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 import lablib  # noqa: E402
-
-_ACTIVE = []    # running controllers, for log tails in failure reports
+# The controller process and the REST client live in scripts/labctl.py so the
+# benchmarks (bench/) start the controller exactly the same way.
+from labctl import ACTIVE as _ACTIVE, Api, Controller, free_port  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------
@@ -102,167 +96,11 @@ def _lab_requirements():
 
 
 # --------------------------------------------------------------------------
-# REST helper
-
-class Api:
-    """Tiny JSON client: ``(status, body)``; body is parsed JSON, text, or
-    None.  HTTP errors are returned, not raised, so tests assert on them."""
-
-    def __init__(self, url, timeout=10):
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-
-    def request(self, method, path, json_body=None):
-        data = None if json_body is None else json.dumps(json_body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                return r.status, _decode(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, _decode(e.read())
-
-    def get(self, path):
-        return self.request("GET", path)
-
-    def post(self, path, json=None):
-        return self.request("POST", path, json)
-
-    def put(self, path, json=None):
-        return self.request("PUT", path, json)
-
-    def delete(self, path, json=None):
-        return self.request("DELETE", path, json)
-
-
-def _decode(raw):
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace")
-
+# REST helper and controller (both from scripts/labctl.py)
 
 @pytest.fixture
 def api():
     return Api
-
-
-# --------------------------------------------------------------------------
-# controller
-
-def free_port():
-    """A TCP port free on 127.0.0.1 right now (bind port 0, read, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Controller:
-    """osken-manager running apps/vpc.py, REST and OpenFlow on 127.0.0.1.
-
-    Ports and state dir are fixed at construction, so ``restart()`` brings
-    back the same controller (same URL, same persisted state) -- what a
-    restart test needs.
-    """
-
-    def __init__(self, workdir, extra_env=None):
-        self.workdir = Path(workdir)
-        self.state_dir = self.workdir / "state"
-        self.log = self.workdir / "controller.log"
-        self.rest_port = free_port()
-        self.of_port = free_port()
-        self.url = f"http://127.0.0.1:{self.rest_port}"
-        self.api = Api(self.url)
-        self.extra_env = dict(extra_env or {})
-        self.proc = None
-        self.manager = os.environ.get("VPC_TEST_OSKEN_MANAGER") or \
-            str(REPO / ".venv" / "bin" / "osken-manager")
-        self.app = os.environ.get("VPC_TEST_APP") or "apps/vpc.py"
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    @property
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, timeout=30):
-        if self.alive:
-            return self
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update(VPC_REST_HOST="127.0.0.1", VPC_REST_PORT=str(self.rest_port),
-                   VPC_STATE=str(self.state_dir), PYTHONUNBUFFERED="1")
-        env.update(self.extra_env)
-        cmd = [self.manager, "--ofp-tcp-listen-port", str(self.of_port),
-               "--ofp-listen-host", "127.0.0.1", self.app]
-        with open(self.log, "a") as logf:
-            logf.write(f"\n===== start {time.strftime('%H:%M:%S')}: {' '.join(cmd)}\n")
-            logf.flush()
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env,
-                                         stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        if self not in _ACTIVE:
-            _ACTIVE.append(self)
-        self.wait_healthy(timeout)
-        return self
-
-    def wait_healthy(self, timeout=30):
-        """Poll ``GET /v1/health`` until 200; fail early if the process dies."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if not self.alive:
-                raise RuntimeError(f"controller exited with {self.proc.returncode} "
-                                   f"before answering /v1/health; log tail:\n{self.tail()}")
-            try:
-                status, _ = Api(self.url, timeout=2).get("/v1/health")
-                if status == 200:
-                    return
-                last = f"HTTP {status}"
-            except OSError as e:
-                last = str(e)
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"controller not healthy after {timeout}s ({last}); "
-                           f"log tail:\n{self.tail()}")
-
-    def stop(self, timeout=10):
-        """SIGTERM by pid, then SIGKILL after ``timeout``."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
-
-    def kill9(self):
-        """Crash it: SIGKILL, no chance to clean up or flush state."""
-        if self.alive:
-            self.proc.kill()
-            self.proc.wait(5)
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
-
-    def restart(self, timeout=30):
-        self.stop()
-        return self.start(timeout)
-
-    def tail(self, n=60):
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
 
 
 @pytest.hookimpl(hookwrapper=True)
