@@ -4,29 +4,28 @@ Routing happens on the host where a packet starts: a /32 route per port of
 the tenant rewrites MACs, decrements the TTL and hands the packet to L2, which
 carries it to the right host over the tenant's VLAN or tunnel.
 
-NAT happens on the host of the port, by OVS conntrack, one zone per tenant:
-  egress   L3 default route: ct(nat) un-NATs what conntrack knows (replies of
-           port forwards, established SNAT) -> NAT_OUT: established goes out;
-           new connections are committed with SNAT (floating IP, or the host's
-           external IP with the tenant's source-port slot) -> EXT_OUT: to the
-           external gateway's MAC, out the external port.
+NAT happens on the host of the port, by OVS conntrack:
+  egress   L3 default route: ct(nat) in the tenant's zone un-NATs what it knows
+           (replies of port forwards and floating IPs, established SNAT) ->
+           NAT_OUT: replies of inbound connections and floating-IP traffic go
+           out; SNAT traffic (new: committed with stage 1, private -> the
+           tenant's transit IP) goes to NAT_SHARED: stage 2 in the host's
+           shared zone, transit -> external IP -> EXT_OUT: to the external
+           gateway's MAC, out the external port.
   ingress  EXT_IN: ARP for the external IP and floating IPs answered by flows;
-           port forwards and floating IPs are DNAT'd (commit); SNAT replies go
-           to the tenant zone their destination port slot names; ICMP replies
-           try each NAT tenant's zone in turn (ICMP ids are not translated)
-           -> FROM_EXT: into the tenant, to the port.
+           port forwards and floating IPs are DNAT'd (commit) in the tenant's
+           zone; anything else to the external IP is un-NAT'd in the shared
+           zone -> EXT_TRANSIT: its transit IP names the tenant, whose zone
+           un-NATs it again -> FROM_EXT: into the tenant, to the port.
 docs/pipeline.md has the same walk with examples.
 """
 from controller.flows import flow
 from controller.pipeline import (
-    ARP_REPLY, ARP_REQUEST, CT_EST, CT_NEW, CT_REL, CT_SNAT, CT_TRK, ETH_TYPE_ARP, ETH_TYPE_IP,
-    CookieKind, Prio, Table, metadata_for, router_mac, snat_ports)
+    ARP_REPLY, ARP_REQUEST, CT_EST, CT_NEW, CT_REL, CT_RPL, CT_SNAT, CT_TRK, ETH_TYPE_ARP,
+    ETH_TYPE_IP, SHARED_NAT_ZONE, SNAT_PORTS, TRANSIT_PORTS, CookieKind, Prio, Table,
+    metadata_for, router_mac, transit_ip)
 
 IP_PROTO = {"icmp": 1, "tcp": 6, "udp": 17}
-# OVS drops a packet after 6 recirculations; EXT_IN's ct is the first, each
-# zone tried is one more.  ICMP replies are resolved for this many NAT tenants
-# per host (TCP/UDP replies need no chain: the port slot names the zone).
-ICMP_CHAIN_MAX = 5
 PORT_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
 
 
@@ -109,16 +108,24 @@ class HostNat:
 
 
 def tenant_nat_flows(tenant, nat, local_ports):
-    """NAT_OUT decisions and FROM_EXT delivery for one tenant on this host."""
+    """NAT_OUT decisions, the transit address's way back in, and FROM_EXT delivery."""
     meta = metadata_for(tenant.id)
     own = dict(kind=CookieKind.NAT, owner=tenant.id)
     zone = tenant.id
-    ext_ip = nat.host.external_ip
     out = []
-    for state_bit in (CT_EST, CT_REL):
+    for bit in (CT_EST, CT_REL):
+        # replies of inbound connections (port forwards, floating IPs): already external
         out.append(flow(Table.NAT_OUT, Prio.ESTABLISHED,
-                        {"metadata": meta, "ct_state": (state_bit | CT_TRK, state_bit | CT_TRK)},
+                        {"metadata": meta, "ct_state": (bit | CT_RPL | CT_TRK,) * 2},
                         goto=Table.EXT_OUT, **own))
+        outbound = {"metadata": meta, "eth_type": ETH_TYPE_IP,
+                    "ct_state": (bit | CT_TRK, bit | CT_TRK | CT_RPL)}
+        for f, _ in nat.fips.get(tenant.name, []):      # stage 1 made it the floating IP
+            out.append(flow(Table.NAT_OUT, Prio.ESTABLISHED,
+                            {**outbound, "ipv4_src": f.external_ip}, goto=Table.EXT_OUT,
+                            kind=CookieKind.FLOATING, owner=f.serial))
+        if tenant.snat:
+            out.append(flow(Table.NAT_OUT, Prio.OUTBOUND, outbound, goto=Table.NAT_SHARED, **own))
     new = {"metadata": meta, "ct_state": (CT_NEW | CT_TRK, CT_NEW | CT_TRK),
            "eth_type": ETH_TYPE_IP}
     for f, port in nat.fips.get(tenant.name, []):
@@ -127,14 +134,20 @@ def tenant_nat_flows(tenant, nat, local_ports):
                                     ("src", f.external_ip, f.external_ip, 0, 0))],
                         kind=CookieKind.FLOATING, owner=f.serial))
     if tenant.snat:
-        first, last, _ = snat_ports(tenant.snat_slot)
+        transit = transit_ip(tenant.id)
         for proto in ("tcp", "udp"):
             out.append(flow(Table.NAT_OUT, Prio.NAT_PORTS, {**new, "ip_proto": IP_PROTO[proto]},
-                            actions=[ct(True, zone, Table.EXT_OUT,
-                                        ("src", ext_ip, ext_ip, first, last))], **own))
+                            actions=[ct(True, zone, Table.NAT_SHARED,
+                                        ("src", transit, transit, *TRANSIT_PORTS))], **own))
         out.append(flow(Table.NAT_OUT, Prio.NAT_OTHER, new,
-                        actions=[ct(True, zone, Table.EXT_OUT, ("src", ext_ip, ext_ip, 0, 0))],
-                        **own))
+                        actions=[ct(True, zone, Table.NAT_SHARED,
+                                    ("src", transit, transit, 0, 0))], **own))
+        into = [("set_field", "metadata", metadata_for(tenant.id, from_net=True)),
+                ct(False, zone, Table.FROM_EXT, ())]
+        for bit in (CT_EST, CT_REL):
+            out.append(flow(Table.EXT_TRANSIT, Prio.ESTABLISHED,
+                            {"eth_type": ETH_TYPE_IP, "ipv4_dst": transit,
+                             "ct_state": (bit | CT_TRK, bit | CT_TRK)}, actions=into, **own))
     rmac = router_mac(tenant.id)
     for port, _ in local_ports:
         out.append(flow(Table.FROM_EXT, Prio.ALLOW,
@@ -147,7 +160,7 @@ def tenant_nat_flows(tenant, nat, local_ports):
 
 
 def external_flows(state, nat, tenants):
-    """The external port: classify, ARP, DNAT, un-SNAT, ICMP zone chain, egress."""
+    """The external port: classify, ARP, DNAT, the shared SNAT zone, egress."""
     if not nat.enabled:
         return []
     host = nat.host
@@ -171,11 +184,11 @@ def external_flows(state, nat, tenants):
                         actions=[("set_field", "eth_src", nat.ext_mac),
                                  ("set_field", "eth_dst", nat.gw_mac), ("dec_ttl",),
                                  ("output", nat.ext_ofport)], **own))
-    chain = []
+    natted = []
     for tenant in tenants:
         if not nat.does_nat_for(tenant):
             continue
-        chain.append(tenant)
+        natted.append(tenant)
         into = [("set_field", "metadata", metadata_for(tenant.id, from_net=True))]
         for f, port in nat.forwards.get(tenant.name, []):
             out.append(flow(Table.EXT_IN, Prio.ALLOW,
@@ -195,40 +208,25 @@ def external_flows(state, nat, tenants):
                             {"eth_type": ETH_TYPE_IP, "ipv4_dst": f.external_ip},
                             actions=into + [ct(True, tenant.id, Table.FROM_EXT,
                                                ("dst", port.ip, port.ip, 0, 0))], **fown))
-        if tenant.snat:
-            first, _, mask = snat_ports(tenant.snat_slot)
-            for proto in ("tcp", "udp"):
-                out.append(flow(Table.EXT_IN, Prio.NAT_PORTS,
-                                {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[proto],
-                                 "ipv4_dst": ext_ip, PORT_FIELD[proto]: (first, mask)},
-                                actions=into + [ct(False, tenant.id, Table.FROM_EXT, ())],
-                                kind=CookieKind.NAT, owner=tenant.id))
-    out += icmp_chain(chain[:ICMP_CHAIN_MAX], ext_ip)
+    if any(t.snat for t in natted):
+        out += shared_snat_flows(ext_ip)
     return out
 
 
-def icmp_chain(tenants, ext_ip):
-    """ICMP to the external IP: look it up in each NAT tenant's zone in turn;
-    the first zone that knows it (echo reply, or an error about one of its
-    connections) takes it.  Unknown ICMP falls off the end and is dropped."""
-    if not tenants:
-        return []
-    def enter(t):
-        return [("set_field", "metadata", metadata_for(t.id, from_net=True)),
-                ct(False, t.id, Table.EXT_ICMP, ())]
+def shared_snat_flows(ext_ip):
+    """Stage 2 of SNAT, one zone for all tenants of the host: transit -> external
+    IP on the way out; on the way in, whatever the forwards and floating IPs did
+    not claim is looked up there (EXT_TRANSIT then finds the tenant)."""
     own = dict(kind=CookieKind.EXTERNAL, owner=0)
-    out = [flow(Table.EXT_IN, Prio.ALLOW, {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO["icmp"],
-                                           "ipv4_dst": ext_ip},
-                actions=enter(tenants[0]), **own)]
-    for i, t in enumerate(tenants):
-        meta = metadata_for(t.id, from_net=True)
-        for bit in (CT_EST, CT_REL):
-            out.append(flow(Table.EXT_ICMP, Prio.ESTABLISHED,
-                            {"metadata": meta, "eth_type": ETH_TYPE_IP,
-                             "ct_state": (bit | CT_TRK, bit | CT_TRK)},
-                            goto=Table.FROM_EXT, kind=CookieKind.NAT, owner=t.id))
-        if i + 1 < len(tenants):
-            out.append(flow(Table.EXT_ICMP, Prio.ICMP_CHAIN,
-                            {"metadata": meta, "eth_type": ETH_TYPE_IP},
-                            actions=enter(tenants[i + 1]), kind=CookieKind.NAT, owner=t.id))
+    out = []
+    for proto in ("tcp", "udp"):
+        out.append(flow(Table.NAT_SHARED, Prio.NAT_PORTS,
+                        {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[proto]},
+                        actions=[ct(True, SHARED_NAT_ZONE, Table.EXT_OUT,
+                                    ("src", ext_ip, ext_ip, *SNAT_PORTS))], **own))
+    out.append(flow(Table.NAT_SHARED, Prio.NAT_OTHER, {"eth_type": ETH_TYPE_IP},
+                    actions=[ct(True, SHARED_NAT_ZONE, Table.EXT_OUT,
+                                ("src", ext_ip, ext_ip, 0, 0))], **own))
+    out.append(flow(Table.EXT_IN, Prio.UN_SNAT, {"eth_type": ETH_TYPE_IP, "ipv4_dst": ext_ip},
+                    actions=[ct(False, SHARED_NAT_ZONE, Table.EXT_TRANSIT, ())], **own))
     return out

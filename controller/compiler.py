@@ -41,7 +41,7 @@ def base_flows():
     return [
         miss(Table.CLASSIFY),                     # unknown in_port / VLAN / tun_id: drop
         miss(Table.EXT_IN),                       # nothing we translate: drop
-        miss(Table.EXT_ICMP),                     # no zone knew it: drop
+        miss(Table.EXT_TRANSIT),                  # not a reply to any tenant's SNAT: drop
         miss(Table.PORT_SECURITY),                # spoofed source: drop
         miss(Table.ARP, goto=Table.ACL),          # not an ARP we answer: go on
         miss(Table.ACL, goto=Table.L3),           # not from a secured port, or not IP
@@ -49,6 +49,7 @@ def base_flows():
         miss(Table.SG_OUT),                       # no egress rule allows it: drop
         miss(Table.L3, goto=Table.L2),            # not for the router: switch
         miss(Table.NAT_OUT),                      # invalid, or no NAT allowed: drop
+        miss(Table.NAT_SHARED),                   # no tenant here has SNAT: drop
         miss(Table.EXT_OUT),                      # gateway MAC not known yet: drop
         miss(Table.FROM_EXT),                     # not to a port of ours: drop
         miss(Table.L2),                           # from the network and not ours: drop

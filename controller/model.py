@@ -34,7 +34,6 @@ class Tenant:
     segment: int
     id: int            # small internal id: metadata value, cookie owner, ct zone
     snat: bool = False
-    snat_slot: object = None   # SNAT source-port slot (pipeline.snat_ports) while snat
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import ipaddress
 import json
 
 from controller.model import NETWORK_TYPES, SEGMENT_RANGE
-from controller.pipeline import MAX_FORWARD_PORT, MAX_GROUPS, MAX_TENANT_ID, SNAT_PORT_BASE
+from controller.pipeline import MAX_FORWARD_PORT, MAX_GROUPS, MAX_TENANT_ID, SNAT_PORTS
 
 # --- string languages, as JSON Schema (ECMA-262) patterns ----------------------
 # Each one matches exactly what the validator in controller/validate.py accepts
@@ -186,9 +186,10 @@ def _schemas():
         "router_mac": {"type": "string", "pattern": "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"},
         "snat": {"type": "boolean"},
         "snat_ports": _nullable({"type": "array", "minItems": 2, "maxItems": 2,
-                                 "items": {"type": "integer", "minimum": SNAT_PORT_BASE,
-                                           "maximum": 65535},
-                                 "description": "First and last SNAT source port."})},
+                                 "items": {"type": "integer", "minimum": SNAT_PORTS[0],
+                                           "maximum": SNAT_PORTS[1]},
+                                 "description": "First and last source port SNAT uses on "
+                                                "each host's external IP."})},
         ("name", "network", "segment", "id", "subnets", "ports", "router_mac", "snat",
          "snat_ports"))
     s["SubnetCreate"] = _obj({"cidr": _ref("Cidr"), "gateway": _nullable(_ref("IPv4"))},
@@ -417,9 +418,8 @@ def document():
         },
         t + "/snat": {
             "put": _op("setSnat", "Turn SNAT to the outside on or off for a tenant.",
-                       (200, _ref("Tenant"), "The tenant."), 404, 409, body="SnatSet",
-                       params=[P_TENANT], tag="nat",
-                       description="409 exhausted when every SNAT port slot is taken."),
+                       (200, _ref("Tenant"), "The tenant."), 404, body="SnatSet",
+                       params=[P_TENANT], tag="nat"),
         },
     }
     paths.update(_collection("subnets", "subnet", t + "/subnets", t + "/subnets/{subnet}",

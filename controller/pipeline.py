@@ -17,7 +17,7 @@ class Table(IntEnum):
     """
     CLASSIFY = 0        # in_port (+ VLAN / tun_id) -> tenant in metadata, or drop
     EXT_IN = 5          # from the external port: ARP, DNAT, un-SNAT of replies
-    EXT_ICMP = 6        # ICMP to the external IP: find the tenant zone that knows it
+    EXT_TRANSIT = 6     # after the shared zone's un-SNAT: the transit IP names the tenant
     PORT_SECURITY = 10  # a local port may only send from its own MAC/IP
     ARP = 20            # answer ARP for known IPs of the tenant from flows
     ACL = 30            # egress security: a port with security groups enters conntrack
@@ -25,6 +25,7 @@ class Table(IntEnum):
     SG_OUT = 32         # egress rules (and replies allowed by ingress rules)
     L3 = 40             # the distributed router: routes, gateway ICMP, default route
     NAT_OUT = 42        # after un-NAT in the tenant zone: established, or SNAT it
+    NAT_SHARED = 43     # SNAT stage 2: transit IP -> the host's external IP (shared zone)
     EXT_OUT = 44        # translated packets leave by the external port
     FROM_EXT = 47       # DNAT'd / un-SNAT'd packets enter the tenant
     L2 = 50             # destination MAC -> local port / remote host
@@ -41,18 +42,19 @@ class Prio(IntEnum):
     ROUTER_DROP = 1     # L3: anything else sent to the router MAC
     FLOOD = 10          # unknown unicast -> flood table
     DEFAULT_ROUTE = 10  # L3: off-subnet traffic -> NAT
-    ICMP_CHAIN = 40     # EXT_ICMP: try the next tenant zone
     MULTICAST = 50      # group-bit destinations -> flood table
     SG_RULE = 50        # SG_OUT / SG_IN: one security-group rule
     FLOOD_IP = 110      # FLOOD: IP floods skip ports with security groups
     NAT_OTHER = 80      # NAT_OUT: new non-TCP/UDP connection -> SNAT (no ports)
-    NAT_PORTS = 85      # NAT_OUT / EXT_IN: TCP/UDP with a port range
+    NAT_PORTS = 85      # NAT_OUT: new TCP/UDP connection -> SNAT with ports
+    UN_SNAT = 50        # EXT_IN: anything else to the external IP: the shared zone
+    OUTBOUND = 90       # NAT_OUT: established outbound (SNAT) -> stage 2
     SUBNET_DROP = 90    # L3: a tenant subnet address nobody has
     NAT_FIP = 95        # NAT_OUT: new connection from a floating-IP port
     ALLOW = 100         # the ordinary, exact per-port / per-tenant flows
     RESPOND = 100       # ARP responder entries
     ROUTE = 100         # L3: /32 route to a port of the tenant
-    ESTABLISHED = 100   # NAT_OUT / EXT_ICMP: a connection conntrack knows
+    ESTABLISHED = 100   # NAT_OUT / EXT_TRANSIT: a connection conntrack knows
     GATEWAY = 110       # L3: echo requests to the gateway answered in place
     DROP_SPOOF = 200    # explicit drops that must beat ALLOW
     LLDP = 1000         # fabric switches: LLDP to the controller, before anything
@@ -163,22 +165,25 @@ def router_mac(tenant_id):
     return f"{ROUTER_MAC_PREFIX}:{(tenant_id >> 8) & 0xFF:02x}:{tenant_id & 0xFF:02x}"
 
 
-# SNAT shares a host's external IP between tenants.  Conntrack keeps tenants
-# apart by zone; replies are sent to the right zone by their destination port:
-# each SNAT tenant owns one slot of the source-port space (OVS enforces the
-# range), matched with one masked tcp_dst/udp_dst.  ICMP ids are not
-# translated, so ICMP replies try the SNAT tenants' zones in turn.
-SNAT_PORT_BASE = 32768
-SNAT_PORT_SPACE = 32768                  # 32768..65535
-SNAT_SLOT_SIZE = 512                     # power of two: one masked match per slot
-SNAT_SLOTS = SNAT_PORT_SPACE // SNAT_SLOT_SIZE
-MAX_FORWARD_PORT = SNAT_PORT_BASE - 1   # port forwards live below the SNAT space
+# SNAT shares a host's external IP between tenants, in two stages (as
+# carrier-grade NAT does).  Stage 1, in the tenant's zone: private address ->
+# the tenant's transit address (unique per tenant, RFC 6598 shared space, never
+# seen outside), full port range: identical private tuples of two tenants
+# become distinct.  Stage 2, in one zone shared by all tenants of the host:
+# transit -> the host's external IP, ports from SNAT_PORTS, so conntrack keeps
+# every tenant's translations unique, like Linux's MASQUERADE.  A reply is
+# un-NAT'd in the shared zone; its transit address names the tenant's zone,
+# where it is un-NAT'd again.
+SHARED_NAT_ZONE = 0x8000                 # between tenant zones and port zones
+SNAT_PORTS = (32768, 65535)              # stage-2 source ports: the "ephemeral" half
+TRANSIT_PORTS = (1024, 65535)            # stage-1 source ports
+MAX_FORWARD_PORT = SNAT_PORTS[0] - 1     # port forwards live below the SNAT ports
 
 
-def snat_ports(slot):
-    """(first, last, mask) of the source ports of SNAT slot `slot`."""
-    first = SNAT_PORT_BASE + slot * SNAT_SLOT_SIZE
-    return first, first + SNAT_SLOT_SIZE - 1, 0xFFFF & ~(SNAT_SLOT_SIZE - 1)
+def transit_ip(tenant_id):
+    """The tenant's SNAT transit address: 100.64.0.0/10 + tenant id."""
+    n = (100 << 24) | (64 << 16) | tenant_id
+    return ".".join(str(n >> s & 0xFF) for s in (24, 16, 8, 0))
 
 
 # IPv4 outer-header overhead, subtracted from the underlay MTU.

@@ -15,7 +15,7 @@ import uuid
 from controller import ipam, validate as v
 from controller.errors import bad_request, conflict, not_found
 from controller.model import NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet, Tenant, record, subnet_key
-from controller.pipeline import ENCAP_OVERHEAD, router_mac, snat_ports
+from controller.pipeline import ENCAP_OVERHEAD, SNAT_PORTS, router_mac
 from controller.service_nat import NatOperations
 from controller.service_sg import SecurityGroupOperations
 
@@ -67,7 +67,7 @@ class VpcService(NatOperations, SecurityGroupOperations):
                 "subnets": [s.cidr for s in self.state.subnets_of(t.name)],
                 "ports": len(self.state.ports_of(t.name)), "router_mac": router_mac(t.id),
                 "snat": t.snat,
-                "snat_ports": list(snat_ports(t.snat_slot)[:2]) if t.snat else None}
+                "snat_ports": list(SNAT_PORTS) if t.snat else None}
 
     def subnet_view(self, s):
         return {"tenant": s.tenant, "cidr": s.cidr, "gateway": s.gateway,

@@ -13,7 +13,7 @@ import uuid
 from controller import ipam, validate as v
 from controller.errors import bad_request, conflict, not_found
 from controller.model import FloatingIP, PortForward, record
-from controller.pipeline import MAX_FORWARD_PORT, SNAT_SLOTS
+from controller.pipeline import MAX_FORWARD_PORT
 
 
 class NatOperations:
@@ -48,15 +48,7 @@ class NatOperations:
             t = self._tenant(tenant_name)
             if enabled == t.snat:
                 return self.tenant_view(t)
-            slot = None
-            if enabled:
-                used = {x.snat_slot for x in self.state.tenants.values() if x.snat}
-                free = [s for s in range(SNAT_SLOTS) if s not in used]
-                if not free:
-                    raise conflict(f"all {SNAT_SLOTS} SNAT port slots are in use; disable "
-                                   f"SNAT on another tenant first", code="exhausted")
-                slot = free[0]
-            new = record(t) | {"snat": enabled, "snat_slot": slot}
+            new = record(t) | {"snat": enabled}
             self._commit([("put", "tenants", t.name, new)], self._tenant_hosts(t.name))
             return self.tenant_view(self.state.tenants[t.name])
 

@@ -146,5 +146,8 @@ class Client:
     def put(self, path, body):
         return self.request("PUT", path, body)
 
+    def patch(self, path, body):
+        return self.request("PATCH", path, body)
+
     def delete(self, path):
         return self.request("DELETE", path)

@@ -1,4 +1,4 @@
-"""vpcctl: manage vpc-controller hosts, tenants, subnets, ports and NAT.
+"""vpcctl: manage vpc-controller hosts, tenants, subnets, ports, NAT and security groups.
 
 One command per REST resource and verb, shaped like `docker network` /
 `openstack network`:  vpcctl [--url URL] [--json] GROUP VERB ARGS.
@@ -9,155 +9,15 @@ printed); 2 bad usage (click's own); 3 the controller cannot be reached.
 import click
 
 from vpcctl import render
-from vpcctl.client import DEFAULT_URL, ApiError, Client, Unreachable, cidr_segment, \
-    normalize_url, path
-
-EXIT_API = 1
-EXIT_UNREACHABLE = 3
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-# --- errors -----------------------------------------------------------------------
-class CliError(click.ClickException):
-    """`error: <message>` on stderr (and an optional hint line), then exit."""
-
-    def __init__(self, message, exit_code, hint=None):
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.hint = hint
-
-    def show(self, file=None):
-        click.echo(f"error: {self.format_message()}", err=True)
-        if self.hint:
-            click.echo(f"hint: {self.hint}", err=True)
-
-
-def _translate(exc):
-    if isinstance(exc, ApiError):
-        code = f" ({exc.code})" if exc.code else ""
-        return CliError(f"{exc.message}{code}", EXIT_API)
-    return CliError(str(exc), EXIT_UNREACHABLE,
-                    hint="is the controller running (osken-manager apps/vpc.py)? "
-                         "Point vpcctl at it with --url URL or VPC_URL=URL.")
-
-
-# --- groups with aliases (ls, rm, inspect, add/create) -------------------------------
-ALIASES = {
-    "ls": ("list",),
-    "inspect": ("show",),
-    "get": ("show",),
-    "rm": ("delete", "detach"),
-    "remove": ("delete", "detach"),
-    "del": ("delete", "detach"),
-    "delete": ("detach",),
-    "create": ("add", "attach"),
-    "add": ("create", "attach"),
-}
-
-
-class AliasGroup(click.Group):
-    """A click group that also answers to the docker/openstack verb spellings."""
-
-    def get_command(self, ctx, cmd_name):
-        cmd = super().get_command(ctx, cmd_name)
-        if cmd is not None:
-            return cmd
-        for target in ALIASES.get(cmd_name, ()):
-            cmd = super().get_command(ctx, target)
-            if cmd is not None:
-                return cmd
-        return None
-
-    def resolve_command(self, ctx, args):
-        _, cmd, rest = super().resolve_command(ctx, args)
-        return (cmd.name if cmd else None), cmd, rest
-
-
-class RootGroup(AliasGroup):
-    def list_commands(self, ctx):
-        return list(self.commands)      # definition order: health ... floating-ip
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except (ApiError, Unreachable) as exc:
-            raise _translate(exc) from None
-
-
-# --- shared state and options ----------------------------------------------------------
-class State:
-    def __init__(self, url, timeout, json_out):
-        self.url = url
-        self.timeout = timeout
-        self.json = json_out
-        self._client = None
-
-    @property
-    def api(self):
-        if self._client is None:
-            self._client = Client(self.url, self.timeout)
-        return self._client
-
-    def emit(self, data, human):
-        if self.json:
-            click.echo(render.as_json(data))
-        else:
-            click.echo(human(data))
-
-    def deleted(self, kind, ident):
-        if self.json:
-            click.echo(render.as_json({"deleted": ident}))
-        else:
-            click.echo(f"deleted {kind} {ident}")
-
-
-pass_state = click.make_pass_decorator(State)
-
-
-def _json_flag(ctx, param, value):
-    if value:
-        ctx.find_object(State).json = True
-
-
-def json_option(f):
-    """`--json` after the verb too (vpcctl tenant list --json)."""
-    return click.option("--json", "json_flag", is_flag=True, expose_value=False,
-                        callback=_json_flag,
-                        help="Print the API's JSON instead of a table.")(f)
-
-
-def quiet_option(f):
-    return click.option("-q", "--quiet", is_flag=True,
-                        help="Print only the names/ids, one per line.")(f)
-
-
-def _url(ctx, param, value):
-    try:
-        return normalize_url(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _listing(state, rows, columns, quiet, key):
-    if quiet and not state.json:
-        for r in rows:
-            click.echo(r.get(key))
-        return
-    state.emit(rows, lambda rs: render.table(rs, columns))
-
-
-def _obj(state, data, labels=None):
-    state.emit(data, lambda d: render.keyvalue(d, labels))
-
-
-def _drop_none(**fields):
-    return {k: v for k, v in fields.items() if v is not None}
+from vpcctl.cliutil import CONTEXT, AliasGroup, RootGroup, State, check_url, drop_none, \
+    json_option, listing, pass_state, quiet_option, show_obj
+from vpcctl.client import DEFAULT_URL, cidr_segment, path
+from vpcctl.secgroups import group_names, port_groups, security_group
 
 
 @click.group(cls=RootGroup, context_settings=CONTEXT)
 @click.option("--url", default=DEFAULT_URL, envvar="VPC_URL", show_default=True,
-              show_envvar=True, callback=_url, metavar="URL",
+              show_envvar=True, callback=check_url, metavar="URL",
               help="Base URL of the controller's REST API.")
 @click.option("--json", "json_out", is_flag=True,
               help="Machine output: the API's JSON, for every command.")
@@ -167,7 +27,7 @@ def _drop_none(**fields):
 @click.version_option(package_name="vpc-controller", prog_name="vpcctl")
 @click.pass_context
 def cli(ctx, url, json_out, timeout):
-    """Manage the vpc-controller: hosts, tenants (VPCs), subnets, ports, NAT.
+    """Manage the vpc-controller: hosts, tenants (VPCs), subnets, ports, NAT, security groups.
 
     \b
     Examples:
@@ -176,8 +36,9 @@ def cli(ctx, url, json_out, timeout):
       vpcctl port list blue
       vpcctl --json tenant show blue
 
-    Verbs also answer to ls, inspect, rm and create/add.  Exit status: 0 ok,
-    1 the controller refused the request, 2 bad usage, 3 controller unreachable.
+    Verbs also answer to ls, inspect, rm and create/add; `sg` is security-group.
+    Exit status: 0 ok, 1 the controller refused the request, 2 bad usage,
+    3 controller unreachable.
     """
     ctx.obj = State(url, timeout, json_out)
 
@@ -188,7 +49,7 @@ def cli(ctx, url, json_out, timeout):
 @pass_state
 def health(state):
     """Controller status: switches connected, object counts (GET /v1/health)."""
-    _obj(state, state.api.get(path("health")))
+    show_obj(state, state.api.get(path("health")))
 
 
 @cli.command(short_help="Hosts, datapaths, ports, tunnel mesh.")
@@ -223,7 +84,7 @@ def host():
 @pass_state
 def host_list(state, quiet):
     """List hosts."""
-    _listing(state, state.api.get(path("hosts")), HOST_COLUMNS, quiet, "name")
+    listing(state, state.api.get(path("hosts")), HOST_COLUMNS, quiet, "name")
 
 
 @host.command("show")
@@ -232,7 +93,7 @@ def host_list(state, quiet):
 @pass_state
 def host_show(state, name):
     """Show one host."""
-    _obj(state, state.api.get(path("hosts", name)))
+    show_obj(state, state.api.get(path("hosts", name)))
 
 
 @host.command("add")
@@ -255,9 +116,9 @@ def host_add(state, name, dpid, tunnel_ip, uplink_port, external_port, external_
              external_gateway):
     """Register host NAME (POST /v1/hosts)."""
     body = {"name": name, "dpid": dpid, "tunnel_ip": tunnel_ip}
-    body.update(_drop_none(uplink_port=uplink_port, external_port=external_port,
+    body.update(drop_none(uplink_port=uplink_port, external_port=external_port,
                            external_ip=external_ip, external_gateway=external_gateway))
-    _obj(state, state.api.post(path("hosts"), body))
+    show_obj(state, state.api.post(path("hosts"), body))
 
 
 @host.command("delete")
@@ -290,7 +151,7 @@ def tenant():
 @pass_state
 def tenant_list(state, quiet):
     """List tenants."""
-    _listing(state, state.api.get(path("tenants")), TENANT_COLUMNS, quiet, "name")
+    listing(state, state.api.get(path("tenants")), TENANT_COLUMNS, quiet, "name")
 
 
 @tenant.command("show")
@@ -299,7 +160,7 @@ def tenant_list(state, quiet):
 @pass_state
 def tenant_show(state, name):
     """Show one tenant."""
-    _obj(state, state.api.get(path("tenants", name)), {"snat_ports": _snat_range})
+    show_obj(state, state.api.get(path("tenants", name)), {"snat_ports": _snat_range})
 
 
 @tenant.command("create")
@@ -313,8 +174,8 @@ def tenant_show(state, name):
 def tenant_create(state, name, network, segment):
     """Create tenant NAME (POST /v1/tenants)."""
     body = {"name": name, "network": network}
-    body.update(_drop_none(segment=segment))
-    _obj(state, state.api.post(path("tenants"), body), {"snat_ports": _snat_range})
+    body.update(drop_none(segment=segment))
+    show_obj(state, state.api.post(path("tenants"), body), {"snat_ports": _snat_range})
 
 
 @tenant.command("delete")
@@ -339,7 +200,7 @@ def tenant_snat(state, name, mode):
     (PUT /v1/tenants/NAME/snat).  Prints the tenant.
     """
     data = state.api.put(path("tenants", name, "snat"), {"enabled": mode.lower() == "on"})
-    _obj(state, data, {"snat_ports": _snat_range})
+    show_obj(state, data, {"snat_ports": _snat_range})
 
 
 # --- subnets ---------------------------------------------------------------------------------
@@ -358,7 +219,7 @@ def subnet():
 @pass_state
 def subnet_list(state, tenant, quiet):
     """List the subnets of TENANT."""
-    _listing(state, state.api.get(path("tenants", tenant, "subnets")), SUBNET_COLUMNS, quiet,
+    listing(state, state.api.get(path("tenants", tenant, "subnets")), SUBNET_COLUMNS, quiet,
              "cidr")
 
 
@@ -369,7 +230,7 @@ def subnet_list(state, tenant, quiet):
 @pass_state
 def subnet_show(state, tenant, cidr):
     """Show subnet CIDR of TENANT."""
-    _obj(state, state.api.get(path("tenants", tenant, "subnets", cidr_segment(cidr))))
+    show_obj(state, state.api.get(path("tenants", tenant, "subnets", cidr_segment(cidr))))
 
 
 @subnet.command("create")
@@ -381,8 +242,8 @@ def subnet_show(state, tenant, cidr):
 def subnet_create(state, tenant, cidr, gateway):
     """Add subnet CIDR (e.g. 10.0.0.0/24) to TENANT."""
     body = {"cidr": cidr}
-    body.update(_drop_none(gateway=gateway))
-    _obj(state, state.api.post(path("tenants", tenant, "subnets"), body))
+    body.update(drop_none(gateway=gateway))
+    show_obj(state, state.api.post(path("tenants", tenant, "subnets"), body))
 
 
 @subnet.command("delete")
@@ -398,10 +259,11 @@ def subnet_delete(state, tenant, cidr):
 
 # --- ports ------------------------------------------------------------------------------------
 PORT_COLUMNS = [("ID", "id"), ("HOST", "host"), ("PORT", "port"), ("IP", "ip"), ("MAC", "mac"),
-                ("SUBNET", "subnet"), ("STATUS", "status"), ("OFPORT", "ofport")]
+                ("SUBNET", "subnet"), ("STATUS", "status"), ("OFPORT", "ofport"),
+                ("GROUPS", port_groups)]
 
 
-@cli.group(cls=AliasGroup, short_help="Ports of a tenant: list, show, attach, detach.")
+@cli.group(cls=AliasGroup, short_help="Ports of a tenant: list, show, attach, update, detach.")
 def port():
     """Ports of a tenant: one per container interface (/v1/tenants/T/ports).
 
@@ -417,7 +279,7 @@ def port():
 @pass_state
 def port_list(state, tenant, quiet):
     """List the ports of TENANT."""
-    _listing(state, state.api.get(path("tenants", tenant, "ports")), PORT_COLUMNS, quiet, "id")
+    listing(state, state.api.get(path("tenants", tenant, "ports")), PORT_COLUMNS, quiet, "id")
 
 
 @port.command("show")
@@ -427,7 +289,7 @@ def port_list(state, tenant, quiet):
 @pass_state
 def port_show(state, tenant, port_id):
     """Show port ID of TENANT."""
-    _obj(state, state.api.get(path("tenants", tenant, "ports", port_id)))
+    show_obj(state, state.api.get(path("tenants", tenant, "ports", port_id)))
 
 
 @port.command("attach")
@@ -439,9 +301,14 @@ def port_show(state, tenant, port_id):
 @click.option("--mac", metavar="MAC", help="MAC to use (default: allocated).")
 @click.option("--subnet", metavar="CIDR", help="Subnet to allocate from (default: the first, "
                                                "or the one holding --ip).")
+@click.option("--security-groups", metavar="A,B", callback=group_names,
+              help="Security groups of the port (default: default).")
+@click.option("--no-port-security", is_flag=True,
+              help="No anti-spoofing and no security groups (routers, appliances).")
 @json_option
 @pass_state
-def port_attach(state, tenant, host, port_name, ip, mac, subnet):
+def port_attach(state, tenant, host, port_name, ip, mac, subnet, security_groups,
+                no_port_security):
     """Register a port of TENANT with the controller (POST .../ports).
 
     This only tells the controller about the port and allocates its IP and
@@ -449,8 +316,28 @@ def port_attach(state, tenant, host, port_name, ip, mac, subnet):
     host.  To plug a Docker container or netns in, run scripts/attach instead.
     """
     body = {"host": host, "port": port_name}
-    body.update(_drop_none(ip=ip, mac=mac, subnet=subnet))
-    _obj(state, state.api.post(path("tenants", tenant, "ports"), body))
+    body.update(drop_none(ip=ip, mac=mac, subnet=subnet, security_groups=security_groups,
+                          port_security=False if no_port_security else None))
+    show_obj(state, state.api.post(path("tenants", tenant, "ports"), body))
+
+
+@port.command("update")
+@click.argument("tenant")
+@click.argument("port_id", metavar="ID")
+@click.option("--security-groups", metavar="A,B", callback=group_names,
+              help="Replace the port's security groups ('' for none: nothing allowed).")
+@click.option("--port-security/--no-port-security", default=None,
+              help="Turn anti-spoofing and security groups on/off (on again: groups "
+                   "default unless given).")
+@json_option
+@pass_state
+def port_update(state, tenant, port_id, security_groups, port_security):
+    """Change the security groups / port security of port ID of TENANT (PATCH)."""
+    body = drop_none(security_groups=security_groups, port_security=port_security)
+    if not body:
+        raise click.UsageError("nothing to change: give --security-groups and/or "
+                               "--port-security/--no-port-security")
+    show_obj(state, state.api.patch(path("tenants", tenant, "ports", port_id), body))
 
 
 @port.command("detach")
@@ -492,7 +379,7 @@ def port_forward():
 @pass_state
 def forward_list(state, tenant, quiet):
     """List the port forwards of TENANT."""
-    _listing(state, state.api.get(path("tenants", tenant, "port-forwards")), FORWARD_COLUMNS,
+    listing(state, state.api.get(path("tenants", tenant, "port-forwards")), FORWARD_COLUMNS,
              quiet, "id")
 
 
@@ -503,7 +390,7 @@ def forward_list(state, tenant, quiet):
 @pass_state
 def forward_show(state, tenant, forward_id):
     """Show port forward ID of TENANT."""
-    _obj(state, state.api.get(path("tenants", tenant, "port-forwards", forward_id)))
+    show_obj(state, state.api.get(path("tenants", tenant, "port-forwards", forward_id)))
 
 
 @port_forward.command("add")
@@ -525,7 +412,7 @@ def forward_add(state, tenant, port_id, protocol, external_port, internal_port):
     """
     body = {"port_id": port_id, "protocol": protocol.lower(), "external_port": external_port,
             "internal_port": internal_port}
-    _obj(state, state.api.post(path("tenants", tenant, "port-forwards"), body))
+    show_obj(state, state.api.post(path("tenants", tenant, "port-forwards"), body))
 
 
 @port_forward.command("delete")
@@ -558,7 +445,7 @@ def floating_ip():
 @pass_state
 def fip_list(state, tenant, quiet):
     """List the floating IPs of TENANT (PORT_ID '-': dormant, no port has the IP now)."""
-    _listing(state, state.api.get(path("tenants", tenant, "floating-ips")), FIP_COLUMNS, quiet,
+    listing(state, state.api.get(path("tenants", tenant, "floating-ips")), FIP_COLUMNS, quiet,
              "id")
 
 
@@ -569,7 +456,7 @@ def fip_list(state, tenant, quiet):
 @pass_state
 def fip_show(state, tenant, fip_id):
     """Show floating IP ID of TENANT."""
-    _obj(state, state.api.get(path("tenants", tenant, "floating-ips", fip_id)))
+    show_obj(state, state.api.get(path("tenants", tenant, "floating-ips", fip_id)))
 
 
 @floating_ip.command("add")
@@ -585,7 +472,7 @@ def fip_add(state, tenant, port_id, external_ip):
     The floating IP stays with the tenant's private IP: it is dormant while no
     port has that IP.  The port's host needs an external network.
     """
-    _obj(state, state.api.post(path("tenants", tenant, "floating-ips"),
+    show_obj(state, state.api.post(path("tenants", tenant, "floating-ips"),
                                {"port_id": port_id, "external_ip": external_ip}))
 
 
@@ -598,6 +485,9 @@ def fip_delete(state, tenant, fip_id):
     """Release floating IP ID of TENANT."""
     state.api.delete(path("tenants", tenant, "floating-ips", fip_id))
     state.deleted("floating IP", fip_id)
+
+
+cli.add_command(security_group)
 
 
 def main():

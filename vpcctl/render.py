@@ -58,6 +58,23 @@ def as_json(data):
     return json.dumps(data, indent=2)
 
 
+# --- security groups ----------------------------------------------------------------
+RULE_COLUMNS = [("ID", "id"), ("DIRECTION", "direction"), ("PROTOCOL", "protocol"),
+                ("PORTS", "ports"), ("REMOTE", "remote")]
+
+
+def security_group(group):
+    """The group's fields, then RULES as a table and MEMBER PORTS one id a line."""
+    head = keyvalue({k: v for k, v in group.items() if k not in ("rules", "ports")})
+    rules = group.get("rules") or []
+    ports = group.get("ports") or []
+    return "\n\n".join([
+        head,
+        f"RULES ({len(rules)})\n" + (table(rules, RULE_COLUMNS) if rules else "(none)"),
+        f"MEMBER PORTS ({len(ports)})\n" + ("\n".join(ports) if ports else "(none)"),
+    ])
+
+
 # --- topology (networkx node-link JSON) ------------------------------------------
 def topology(data):
     """Sections HOSTS, DATAPATHS, TUNNELS from the node-link JSON of the

@@ -91,12 +91,17 @@ def test_snat_two_tenants_same_cidr_same_source_port(api, lab, make_container, o
         codes = [p.communicate(timeout=15)[0].strip() for p in procs]
         assert codes == ["200", "200"]
         ct = lab.appctl(1, "dpctl/dump-conntrack")
-        # the translations (each port's own security-group zone tracks it untranslated too)
-        mine = [line for line in ct.splitlines() if "sport=40000" in line and "dport=80" in line
-                and f"dst={lab.external_ip(1)}" in line]
-        assert len(mine) == 2, ct
-        assert {re.search(r"zone=(\d+)", m).group(1) for m in mine} == \
-            {str(a.get("/v1/tenants/sa")[1]["id"]), str(a.get("/v1/tenants/sb")[1]["id"])}
+        # stage 1: each tenant's zone took 10.0.0.2:40000 to its own transit IP;
+        # stage 2: the host's shared zone took both transit IPs to the external IP
+        lines = ct.splitlines()
+        stage1 = {re.search(r"zone=(\d+)", line).group(1): re.search(
+                  r"reply=\(src=\S+?,dst=([\d.]+)", line).group(1)
+                  for line in lines if "sport=40000,dport=80" in line and "dst=100.64." in line}
+        ids = [a.get(f"/v1/tenants/{t}")[1]["id"] for t in ("sa", "sb")]
+        assert stage1 == {str(i): f"100.64.0.{i}" for i in ids}, ct
+        stage2 = [line for line in lines if "orig=(src=100.64." in line and "dport=80" in line
+                  and f"dst={lab.external_ip(1)}" in line and "zone=32768" in line]
+        assert len(stage2) == 2, ct
     clients = re.findall(r"^(\S+) - -", log.read_text(), re.M)
     assert clients == [lab.external_ip(1)] * 2, log.read_text()
     # ping through SNAT works too (ICMP ids are not translated: the zone chain finds it)

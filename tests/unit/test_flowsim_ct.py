@@ -358,10 +358,10 @@ def test_recirculation_keeps_metadata_and_is_bounded():
     with pytest.raises(SimError, match=r"depth over 6 \(0 \+ 7 recirculations\)"):
         loop.run(udp(CLIENT, SERVER, 1, 53))
     # a chain of 6 zones is the most OVS does; from a tunnel, 5
-    chain = [flow(T.CLASSIFY, 100, IP, [("ct", False, 1, T.EXT_ICMP, None)])]
-    chain += [flow(T.EXT_ICMP, 100, dict(IP, ct_zone=z), [("ct", False, z + 1, T.EXT_ICMP, None)])
+    chain = [flow(T.CLASSIFY, 100, IP, [("ct", False, 1, T.EXT_TRANSIT, None)])]
+    chain += [flow(T.EXT_TRANSIT, 100, dict(IP, ct_zone=z), [("ct", False, z + 1, T.EXT_TRANSIT, None)])
               for z in range(1, 6)]
-    chain += [flow(T.EXT_ICMP, 100, dict(IP, ct_zone=6), [("output", 9)])]
+    chain += [flow(T.EXT_TRANSIT, 100, dict(IP, ct_zone=6), [("output", 9)])]
     sim = Simulator(chain)
     assert sim.run(udp(CLIENT, SERVER, 1, 53)).ports == [9]
     with pytest.raises(SimError, match=r"depth over 6 \(1 \+ 6"):

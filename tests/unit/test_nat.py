@@ -2,7 +2,7 @@
 import pytest
 
 from controller import flowsim
-from controller.pipeline import SNAT_PORT_BASE, SNAT_SLOT_SIZE, router_mac
+from controller.pipeline import SHARED_NAT_ZONE, SNAT_PORTS, router_mac, transit_ip
 from tests.unit.worlds import EXT, GATEWAY_IP, GATEWAY_MAC, World, ext_ip, ext_mac
 
 SERVER = "198.51.100.10"
@@ -45,10 +45,13 @@ def test_snat_two_tenants_same_ip_same_port_both_work():
     for pkt in (r, b):
         assert pkt["ipv4_src"] == ext_ip(1) and pkt["eth_dst"] == GATEWAY_MAC
         assert pkt["eth_src"] == ext_mac(1)
-    slot = lambda port: (port - SNAT_PORT_BASE) // SNAT_SLOT_SIZE
-    assert slot(r["tcp_src"]) == 0 and slot(b["tcp_src"]) == 1
-    nat_zones = {e["zone"] for e in w.net.conntrack("h1") if e["nat"]}
-    assert nat_zones == {1, 2}                   # one translation per tenant zone
+    lo, hi = SNAT_PORTS
+    assert lo <= r["tcp_src"] <= hi and lo <= b["tcp_src"] <= hi
+    assert r["tcp_src"] != b["tcp_src"]          # the shared zone keeps them apart
+    entries = w.net.conntrack("h1")
+    stage1 = {e["zone"]: e["reply"][1] for e in entries if e["nat"] and e["zone"] in (1, 2)}
+    assert stage1 == {1: transit_ip(1), 2: transit_ip(2)}   # each tenant its transit IP
+    assert len([e for e in entries if e["zone"] == SHARED_NAT_ZONE]) == 2
     for pid, out in (("p1", r), ("p2", b)):
         got = from_outside(w, 1, ipv4_src=SERVER, ipv4_dst=ext_ip(1), ip_proto=6, tcp_src=80,
                            tcp_dst=out["tcp_src"])
@@ -140,9 +143,9 @@ def test_outside_cannot_reach_private_addresses_or_unforwarded_ports():
                         tcp_dst=22) == []
     assert from_outside(w, 1, ipv4_src=SERVER, ipv4_dst=ext_ip(1), ip_proto=6, tcp_src=1,
                         tcp_dst=5001) == []
-    # an unsolicited packet into red's SNAT slot finds no connection
+    # an unsolicited packet to an SNAT port finds no connection
     assert from_outside(w, 1, ipv4_src=SERVER, ipv4_dst=ext_ip(1), ip_proto=6, tcp_src=80,
-                        tcp_dst=SNAT_PORT_BASE + 7) == []
+                        tcp_dst=SNAT_PORTS[0] + 7) == []
 
 
 def test_every_ct_action_uses_its_tenants_zone():
@@ -154,7 +157,9 @@ def test_every_ct_action_uses_its_tenants_zone():
                     tenant = f.owner >> 32 & 0xFFFFFF
                     kind = f.owner >> 56
                     if kind == 0x07:                 # NAT flows are owned by their tenant
-                        assert a[2] == tenant or f.table in (5, 6, 47), f
+                        assert a[2] == tenant, f
+                    elif kind == 0x08:               # the host's stage 2: the shared zone
+                        assert a[2] == SHARED_NAT_ZONE, f
 
 
 @pytest.mark.parametrize("network", ["vlan", "vxlan", "gre"])

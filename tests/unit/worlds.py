@@ -48,7 +48,7 @@ class World:
                 name=host_name(i), dpid=i, tunnel_ip=f"198.18.0.{10 + i}", uplink_port="patch-phy",
                 **ext)))
         for tid, (name, network, segment) in enumerate(tenants, 1):
-            nat = dict(snat=True, snat_slot=list(snat).index(name)) if name in snat else {}
+            nat = dict(snat=True) if name in snat else {}
             ops.append(("put", "tenants", name, dict(name=name, network=network, segment=segment,
                                                      id=tid, **nat)))
             ops.append(("put", "subnets", f"{name}/10.0.0.0/24",
