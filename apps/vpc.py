@@ -20,12 +20,17 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller.compiler import compile_datapath
 from controller.config import Config
+from controller.election import Roles
+from controller.fabric_runtime import FabricRuntime
+from controller.metrics import Metrics
 from controller.model import State
 from controller.ofsender import OFSession, parse_arp
 from controller.reconciler import SwitchSync
 from controller.rest import RestApi
 from controller.service import VpcService
-from controller.store import MsgpackStore
+from controller.store import StoreError
+from controller.store_etcd import open_store
+from controller.ui import UiApp
 from topology.graph import Topology
 
 LOG = logging.getLogger("vpc")
@@ -48,7 +53,7 @@ class VpcController(app_manager.OSKenApp):
         self.config = Config.from_env()
         logging.getLogger("controller").setLevel(self.config.log_level)
         LOG.setLevel(self.config.log_level)
-        self.store = MsgpackStore(self.config.state_dir)
+        self.store = open_store(self.config)      # msgpack, or etcd (VPC_STORE=etcd)
         collections = self.store.load()
         self.state = State(collections)
         # Learned, not desired: the external gateways' MACs.  Kept in the store
@@ -58,6 +63,9 @@ class VpcController(app_manager.OSKenApp):
         self.topology.sync_hosts(self.state.hosts.values())
         self.sessions = {}   # dpid -> OFSession
         self.syncs = {}      # dpid -> SwitchSync
+        self.fabric = FabricRuntime(self.topology, self.state, self.sessions, self.syncs,
+                                    interval=self.config.lldp_interval,
+                                    timeout=self.config.lldp_timeout)
         self.service = VpcService(self.state, self.store, topology=self,
                                   underlay_mtu=self.config.underlay_mtu,
                                   on_change=self._model_changed, lock=Semaphore())
@@ -65,6 +73,11 @@ class VpcController(app_manager.OSKenApp):
                  "replayed)", self.config.state_dir, len(self.state.hosts),
                  len(self.state.tenants), len(self.state.ports),
                  self.store.stats["records_replayed"])
+        self.roles = Roles(self, self.config, spawn=hub.spawn)   # leader election (etcd)
+        self.metrics = Metrics(store=self.config.store, counts=self._counts,
+                               switches=lambda: len(self.sessions), flows=self._flow_counts)
+        self.roles.register_metrics(self.metrics.registry)
+        self._desired = {}     # dpid -> flows of its last compile
         api = RestApi(self.service, topology_json=self.topology.node_link, health=self.health)
         try:
             sock = eventlet.listen((self.config.rest_host, self.config.rest_port))
@@ -72,10 +85,12 @@ class VpcController(app_manager.OSKenApp):
             LOG.error("cannot serve REST on %s:%d: %s", self.config.rest_host,
                       self.config.rest_port, exc)
             sys.exit(1)
-        self.packet_ins = {}   # reason -> count
-        hub.spawn(eventlet.wsgi.server, sock, api, log=_Quiet(), log_output=False)
+        web = self.metrics.wsgi(api, mounts={"/ui": UiApp()})   # + /metrics, /ui
+        hub.spawn(eventlet.wsgi.server, sock, web, log=_Quiet(), log_output=False)
         hub.spawn(self._gateway_arp_loop)
-        LOG.info("REST API on http://%s:%d/v1", self.config.rest_host, self.config.rest_port)
+        hub.spawn(self.fabric.run)       # LLDP probes and link timeouts
+        LOG.info("REST API on http://%s:%d/v1 (metrics /metrics, topology page /ui)",
+                 self.config.rest_host, self.config.rest_port)
 
     # --- facts the service shows in its views --------------------------------
     def host_connected(self, dpid):
@@ -86,13 +101,26 @@ class VpcController(app_manager.OSKenApp):
 
     def health(self):
         return {"status": "ok", "switches": len(self.sessions),
-                "packet_ins": dict(self.packet_ins),
+                "packet_ins": self.metrics.packet_ins(),
                 "hosts": len(self.state.hosts), "tenants": len(self.state.tenants),
-                "ports": len(self.state.ports), "pid": os.getpid()}
+                "ports": len(self.state.ports), "pid": os.getpid(), **self.roles.health()}
+
+    def _counts(self):
+        return {"hosts": len(self.state.hosts), "tenants": len(self.state.tenants),
+                "ports": len(self.state.ports)}
+
+    def _flow_counts(self):
+        """{dpid: (flows of the last compile, flows the reconciler's cache holds)}."""
+        return {dpid: (self._desired.get(dpid),
+                       None if sync.installed is None else len(sync.installed))
+                for dpid, sync in list(self.syncs.items())}
 
     # --- recompiling ---------------------------------------------------------------
     def _compile(self, dpid):
-        return compile_datapath(self.state, self.topology.snapshot(), dpid)
+        flows = self.fabric.filter(dpid, compile_datapath(self.state, self.topology.snapshot(),
+                                                          dpid))
+        self._desired[dpid] = len(flows)
+        return flows
 
     def _model_changed(self, host_names):
         self.topology.sync_hosts(self.state.hosts.values())
@@ -100,6 +128,7 @@ class VpcController(app_manager.OSKenApp):
             host = self.state.hosts.get(name)
             if host is not None and host.dpid in self.syncs:
                 self.syncs[host.dpid].request()
+        self.fabric.model_changed()
 
     def _request_all(self, except_dpid=None):
         for dpid, sync in self.syncs.items():
@@ -107,6 +136,7 @@ class VpcController(app_manager.OSKenApp):
                 sync.request()
 
     def _reconciled(self, sync, plan, seconds):
+        self.metrics.reconciled(sync.dpid, plan, seconds)
         if not plan.empty or sync.runs == 1:
             LOG.info("dpid %016x reconciled in %.0f ms: %d added, %d removed, %d kept",
                      sync.dpid, seconds * 1000, len(plan.adds), len(plan.deletes), plan.kept)
@@ -140,6 +170,7 @@ class VpcController(app_manager.OSKenApp):
             if sync:
                 sync.stop()
             self.topology.datapath_down(dp.id)
+            self.fabric.switch_down(dp.id)
             self._request_all()
 
     def _start_switch(self, session):
@@ -156,7 +187,19 @@ class VpcController(app_manager.OSKenApp):
             for p in reply.body:
                 ports[_name(p.name)] = (p.port_no, p.hw_addr)
         self.topology.set_ports(session.dpid, ports)
-        self.syncs[session.dpid] = SwitchSync(session, self._compile, self._reconciled)
+        self.fabric.wait_settled(session.dpid, lambda: self.sessions.get(session.dpid) is session)
+        if self.sessions.get(session.dpid) is not session:
+            return
+        if self.roles.switch_ready(session):     # only the leader reconciles
+            self._begin_sync(session)
+
+    def _begin_sync(self, session):
+        old = self.syncs.get(session.dpid)
+        if old is not None and old.session is session:   # already (leader won meanwhile)
+            return
+        self.syncs[session.dpid] = SwitchSync(
+            session, self._compile, self._reconciled,
+            on_error=lambda sync, exc: self.metrics.reconcile_failed(sync.dpid))
         self.syncs[session.dpid].request(full=True)
         self._request_all(except_dpid=session.dpid)
 
@@ -165,6 +208,9 @@ class VpcController(app_manager.OSKenApp):
         msg, dp = ev.msg, ev.msg.datapath
         ofp = dp.ofproto
         name = _name(msg.desc.name)
+        self.fabric.port_status(dp.id, msg.desc.port_no, deleted=msg.reason == ofp.OFPPR_DELETE,
+                                down=bool(msg.desc.state & ofp.OFPPS_LINK_DOWN or
+                                          msg.desc.config & ofp.OFPPC_PORT_DOWN))
         if msg.reason in (ofp.OFPPR_ADD, ofp.OFPPR_MODIFY):
             if self.topology.port_number(dp.id, name) == msg.desc.port_no:
                 return
@@ -206,17 +252,23 @@ class VpcController(app_manager.OSKenApp):
     def _packet_in(self, ev):
         msg = ev.msg
         dpid = msg.datapath.id
+        if self.fabric.packet_in(dpid, msg.match.get("in_port"), msg.data):
+            self.metrics.packet_in("lldp")
+            return
         parsed = parse_arp(msg.data)
         host = self.state.host_by_dpid(dpid)
         reason = "gateway_arp" if parsed and parsed[0] == 2 else "other"
-        self.packet_ins[reason] = self.packet_ins.get(reason, 0) + 1
+        self.metrics.packet_in(reason)
         if reason != "gateway_arp" or host is None:
             return
         _, mac, sender_ip, target_ip = parsed
         if sender_ip == host.external_gateway and target_ip == host.external_ip:
             if self.gateway_macs.get(host.name) != mac:
-                self.store.commit([("put", "gateway_macs", host.name, mac)])
-                self.gateway_macs[host.name] = mac
+                try:
+                    self.store.commit([("put", "gateway_macs", host.name, mac)])
+                    self.gateway_macs[host.name] = mac
+                except StoreError as exc:   # e.g. a conflict on etcd: the next reply retries
+                    LOG.warning("gateway MAC of %s not stored: %s", host.name, exc)
             if self.topology.set_gateway_mac(dpid, mac):
                 LOG.info("dpid %016x: external gateway %s is at %s", dpid, sender_ip, mac)
                 if dpid in self.syncs:
@@ -242,6 +294,10 @@ class VpcController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, MAIN_DISPATCHER)
     def _bundle_reply(self, ev):
+        self._reply(ev)
+
+    @set_ev_cls(ofp_event.EventOFPRoleReply, MAIN_DISPATCHER)
+    def _role_reply(self, ev):
         self._reply(ev)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])

@@ -5,6 +5,11 @@
   VPC_STATE         directory of the msgpack store             (/var/lib/vpc-controller)
   VPC_UNDERLAY_MTU  MTU of the hosts' physical network         (1500)
   VPC_LOG_LEVEL     logging level of the controller's modules  (INFO)
+  VPC_LLDP_INTERVAL seconds between LLDP probes on each port   (1.0)
+  VPC_LLDP_TIMEOUT  a link with no LLDP for this long is down  (3.0)
+  VPC_STORE         msgpack | etcd                             (msgpack)
+  VPC_ETCD_ENDPOINTS etcd members, comma separated  (http://127.0.0.1:2379)
+  VPC_LEASE_TTL     leader lease, seconds (etcd store only)    (5)
 
 The OpenFlow side uses os-ken's own flags: --ofp-tcp-listen-port (6653) and
 --ofp-listen-host.
@@ -24,6 +29,11 @@ class Config:
     state_dir: str = "/var/lib/vpc-controller"
     underlay_mtu: int = 1500
     log_level: str = "INFO"
+    lldp_interval: float = 1.0
+    lldp_timeout: float = 3.0
+    store: str = "msgpack"
+    etcd_endpoints: tuple = ("http://127.0.0.1:2379",)
+    lease_ttl: int = 5
 
     @classmethod
     def from_env(cls, env=None):
@@ -34,10 +44,32 @@ class Config:
             mtu = int(env.get("VPC_UNDERLAY_MTU", d.underlay_mtu))
         except ValueError as exc:
             raise ConfigError(f"VPC_REST_PORT and VPC_UNDERLAY_MTU must be integers ({exc})")
+        try:
+            lldp_interval = float(env.get("VPC_LLDP_INTERVAL", d.lldp_interval))
+            lldp_timeout = float(env.get("VPC_LLDP_TIMEOUT", d.lldp_timeout))
+        except ValueError as exc:
+            raise ConfigError(f"VPC_LLDP_INTERVAL and VPC_LLDP_TIMEOUT must be numbers ({exc})")
+        if not 0.05 <= lldp_interval <= 3600 or not lldp_timeout > lldp_interval:
+            raise ConfigError(f"VPC_LLDP_INTERVAL {lldp_interval} must be 0.05..3600 s and "
+                              f"VPC_LLDP_TIMEOUT {lldp_timeout} longer than it")
         if not 0 < port < 65536:
             raise ConfigError(f"VPC_REST_PORT {port} is not a TCP port")
         if not 576 <= mtu <= 65535:
             raise ConfigError(f"VPC_UNDERLAY_MTU {mtu} must be between 576 and 65535")
+        store = env.get("VPC_STORE", d.store).strip().lower()
+        if store not in ("msgpack", "etcd"):
+            raise ConfigError(f"VPC_STORE {store!r} must be msgpack or etcd")
+        endpoints = tuple(e.strip() for e in
+                          env.get("VPC_ETCD_ENDPOINTS", ",".join(d.etcd_endpoints)).split(",")
+                          if e.strip())
+        try:
+            lease_ttl = int(env.get("VPC_LEASE_TTL", d.lease_ttl))
+        except ValueError as exc:
+            raise ConfigError(f"VPC_LEASE_TTL must be an integer ({exc})")
+        if not 1 <= lease_ttl <= 3600 or not endpoints:
+            raise ConfigError("VPC_LEASE_TTL must be 1..3600 s and VPC_ETCD_ENDPOINTS non-empty")
         return cls(rest_host=env.get("VPC_REST_HOST", d.rest_host), rest_port=port,
                    state_dir=env.get("VPC_STATE", d.state_dir), underlay_mtu=mtu,
-                   log_level=env.get("VPC_LOG_LEVEL", d.log_level).upper())
+                   log_level=env.get("VPC_LOG_LEVEL", d.log_level).upper(),
+                   lldp_interval=lldp_interval, lldp_timeout=lldp_timeout,
+                   store=store, etcd_endpoints=endpoints, lease_ttl=lease_ttl)

@@ -221,6 +221,12 @@ class OFSession:
         self._ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST)
         return len(msgs)
 
+    def packet_out(self, port_no, data):
+        """Send a ready-made frame out of one port (LLDP probes)."""
+        out = parser.OFPPacketOut(self.dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                  actions=[parser.OFPActionOutput(port_no, 0)], data=data)
+        return self.dp.send_msg(out)
+
     def arp_probe(self, port_no, src_mac, src_ip, target_ip):
         """Packet-out an ARP request (who has target_ip?) on one port."""
         pkt = packet.Packet()

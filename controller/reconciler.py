@@ -51,11 +51,12 @@ def plan(desired, installed_cookies):
 class SwitchSync:
     """Keeps one switch's flows equal to compile(dpid), forever, until stopped."""
 
-    def __init__(self, session, compile_fn, on_result=None):
+    def __init__(self, session, compile_fn, on_result=None, on_error=None):
         self.session = session
         self.dpid = session.dpid
         self.compile = compile_fn
         self.on_result = on_result or (lambda sync, plan, seconds: None)
+        self.on_error = on_error or (lambda sync, exc: None)
         self.installed = None         # cookies we believe the switch holds; None = unknown
         self._dirty = False
         self._full = True
@@ -100,6 +101,7 @@ class SwitchSync:
                 except Exception as exc:  # the switch said no, or went away
                     LOG.warning("dpid %016x: reconcile failed (%s); will re-read the switch",
                                 self.dpid, exc)
+                    self.on_error(self, exc)
                     self.installed = None
                     self._full = True
                     self._dirty = not self._stopped

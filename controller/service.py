@@ -9,15 +9,28 @@ Methods are called under one lock, so concurrent requests are serialised and
 IPAM can never hand out one address twice.
 """
 import ipaddress
+import random
 import threading
+import time
 import uuid
 
 from controller import ipam, validate as v
 from controller.errors import bad_request, conflict, not_found
-from controller.model import NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet, Tenant, record, subnet_key
+from controller.model import (KINDS, NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet, Tenant,
+                              record, subnet_key)
 from controller.pipeline import ENCAP_OVERHEAD, SNAT_PORTS, router_mac
 from controller.service_nat import NatOperations
 from controller.service_sg import SecurityGroupOperations
+from controller.store import StoreConflict
+
+# Operations that commit.  On a shared store (etcd) a commit may find the
+# model changed by another controller: the operation is then run again, whole,
+# against the refreshed model, so that every check is made again.
+MUTATORS = ("create_host", "delete_host", "create_tenant", "delete_tenant", "create_subnet",
+            "delete_subnet", "create_port", "delete_port", "set_snat", "create_forward",
+            "delete_forward", "create_fip", "delete_fip", "create_group", "replace_rules",
+            "add_rule", "delete_rule", "delete_group", "update_port")
+CONFLICT_RETRIES = 8
 
 
 class NullTopology:
@@ -39,6 +52,34 @@ class VpcService(NatOperations, SecurityGroupOperations):
         self.underlay_mtu = underlay_mtu
         self.on_change = on_change or (lambda hosts: None)
         self.lock = lock or threading.RLock()
+        if getattr(store, "optimistic", False):
+            for name in MUTATORS:
+                setattr(self, name, self._retrying(getattr(self, name)))
+
+    def _retrying(self, operation):
+        def run(*args, **kwargs):
+            for attempt in range(CONFLICT_RETRIES):
+                try:
+                    return operation(*args, **kwargs)
+                except StoreConflict:
+                    self.refresh()
+                    time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+            raise conflict("the model kept changing under this request; try again",
+                           code="busy")
+        run.__name__ = operation.__name__
+        return run
+
+    def refresh(self):
+        """Take in what others wrote to a shared store; recompile what it touched."""
+        with self.lock:
+            ops = self.store.refresh()
+            ops = [op for op in ops if op[1] in KINDS]
+            if not ops:
+                return False
+            before = set(self.state.hosts)
+            self.state.apply(ops)
+            self.on_change(before | set(self.state.hosts))
+            return True
 
     # --- plumbing -------------------------------------------------------
     def _commit(self, ops, hosts):

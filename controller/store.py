@@ -32,6 +32,10 @@ class StoreError(Exception):
     pass
 
 
+class StoreConflict(StoreError):
+    """A shared store changed since the model was read: refresh, re-validate, retry."""
+
+
 class Store:
     """Interface: load() -> collections dict; commit(ops) durable on return."""
 

@@ -6,7 +6,9 @@ and driven by ``scripts/lab`` for humans.
 Layout of a lab called L (all names derive from L, so ``down`` can find
 everything even without its state file):
 
-* ``L-fab``: the physical network, a Linux bridge ``br0``.
+* ``L-fab``: the physical network, a Linux bridge ``br0`` (or, with
+  ``fabric="leafspine"``, OpenFlow switches ``L-leaf<n>``/``L-spine<n>``:
+  labfabric.py).
 * ``L-h<i>``: emulated host i.  ``eth0`` is a veth whose peer ``h<i>`` is a
   port of br0.  Its own ovsdb-server and ovs-vswitchd run inside the
   namespace with run directory ``/run/vpclab/L/h<i>/`` -- one userspace
@@ -45,22 +47,22 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from labsys import (Capture, LabError, LabExists, capture, kill_pid,  # noqa: E402,F401
                     list_netns, netns_pids, pid_alive, pid_cmdline, read_pidfile, sh)
+from labfabric import SCHEMA, FabricMixin  # noqa: E402
 from laboutside import OutsideMixin  # noqa: E402
 
 BASE = "/run/vpclab"
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
-SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")      # no '-': prefix matching is exact
 CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,23}$")
 UNDERLAY = "198.18.0"
 
 
-class Lab(OutsideMixin):
+class Lab(OutsideMixin, FabricMixin):
     """One lab.  ``with Lab("vt1a2b", hosts=3, of_port=p) as lab:`` brings it
     up and guarantees ``down()`` however the block ends."""
 
     def __init__(self, name="vpclab", hosts=3, of_port=6653, base=BASE, ipv6=False,
-                 external=True):
+                 external=True, fabric=None):
         if not LAB_NAME_RE.match(name or ""):
             raise LabError(f"invalid lab name {name!r}: 1-10 of [a-z0-9], "
                            f"starting with a letter (no '-')")
@@ -68,6 +70,7 @@ class Lab(OutsideMixin):
             raise LabError("hosts must be 1..200")
         self.name, self.hosts, self.of_port = name, int(hosts), int(of_port)
         self.base, self.ipv6, self.external = base, ipv6, bool(external)
+        self._init_fabric(fabric)       # labfabric.py: None = a Linux bridge
         self.statedir = os.path.join(base, name)
         self.state_path = os.path.join(self.statedir, "state.json")
         self.state = {}
@@ -82,6 +85,7 @@ class Lab(OutsideMixin):
             lab.hosts, lab.of_port = st.get("hosts", 1), st.get("of_port", 6653)
             lab.ipv6 = st.get("ipv6", False)
             lab.external = st.get("external", False)
+            lab._init_fabric(st.get("fabric"))
             lab.state = st
         return lab
 
@@ -124,7 +128,7 @@ class Lab(OutsideMixin):
             return what
         if what in ("fab", "out"):
             return self.fab_ns if what == "fab" else self.out_ns
-        if re.match(r"^h\d+$", what):
+        if re.match(r"^(h|leaf|spine)\d+$", what):
             return f"{self.name}-{what}"
         return self.container_ns(what)
 
@@ -182,14 +186,13 @@ class Lab(OutsideMixin):
         os.makedirs(self.statedir, exist_ok=True)
         self.state = {"name": self.name, "hosts": self.hosts,
                       "of_port": self.of_port, "ipv6": self.ipv6, "external": self.external,
+                      "fabric": self.fabric,
                       "created": time.time(), "up_pid": os.getpid(),
                       "complete": False, "namespaces": [], "rundirs": [],
                       "containers": {}, "relays": {}}
         self._save()
         try:
-            self._make_ns(self.fab_ns)
-            self.nsexec(self.fab_ns, "ip", "link", "add", "br0", "type", "bridge")
-            self.nsexec(self.fab_ns, "ip", "link", "set", "br0", "up")
+            self.make_fabric()
             self.make_outside()
             for i in self.hosts_range():
                 self._make_host(i)
@@ -216,31 +219,8 @@ class Lab(OutsideMixin):
     def _make_host(self, i):
         ns, d = self.host_ns(i), self.rundir(i)
         self._make_ns(ns)
-        sh(["ip", "link", "add", "eth0", "netns", ns, "type", "veth",
-            "peer", "name", f"h{i}", "netns", self.fab_ns])
-        self.nsexec(self.fab_ns, "ip", "link", "set", f"h{i}", "master", "br0", "up")
-        self.nsexec(ns, "ip", "link", "set", "eth0", "up")
-        self._record("rundirs", d)
-        os.makedirs(d, exist_ok=True)
-        env = {"OVS_RUNDIR": d, "OVS_LOGDIR": d, "OVS_DBDIR": d}
-        sh(["ovsdb-tool", "create", f"{d}/conf.db", SCHEMA], env=env)
-        self._daemon(ns, env, ["ovsdb-server", f"{d}/conf.db",
-                               f"--remote=punix:{d}/db.sock",
-                               "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
-                               f"--pidfile={d}/ovsdb-server.pid", "--detach",
-                               "--no-chdir", f"--log-file={d}/ovsdb-server.log"])
-        sh(["ovs-vsctl", f"--db=unix:{d}/db.sock", "--no-wait", "--timeout=10",
-            "init", "--", "set", "Open_vSwitch", ".",
-            f"external_ids:system-id={ns}", f"external_ids:hostname={ns}"], env=env)
-        self._daemon(ns, env, ["ovs-vswitchd", f"unix:{d}/db.sock",
-                               f"--pidfile={d}/ovs-vswitchd.pid", "--detach",
-                               "--no-chdir", f"--log-file={d}/ovs-vswitchd.log"])
-        deadline = time.monotonic() + 15
-        while sh(["ovs-appctl", "-t", self._ctl(i), "version"], check=False,
-                 timeout=5).returncode != 0:
-            if time.monotonic() > deadline:
-                raise LabError(f"ovs-vswitchd of h{i} did not come up; see {d}/ovs-vswitchd.log")
-            time.sleep(0.1)
+        self.plug_host_nic(i)
+        self._start_ovs(ns, d, f"h{i}")
 
     def _daemon(self, ns, env, cmd):
         # stdout/stderr to a file, not a pipe: a detached daemon may keep an
@@ -323,6 +303,7 @@ class Lab(OutsideMixin):
             problems.append(f"controller pid {ctl_pid} survived")
         for d in sorted(rundirs):
             problems += self._stop_ovs(d)
+        problems += self.down_fabric(st)
         namespaces = set(st.get("namespaces") or []) | \
             {n for n in list_netns() if n.startswith(self.prefix)}
         for ns in namespaces:
@@ -385,8 +366,10 @@ class Lab(OutsideMixin):
 
     # ---- OVS access ------------------------------------------------------
     def _ctl(self, i):
-        pid = read_pidfile(f"{self.rundir(i)}/ovs-vswitchd.pid")
-        return f"{self.rundir(i)}/ovs-vswitchd.{pid}.ctl"
+        return self._ctl_in(self.rundir(i))
+
+    def _ctl_in(self, d):
+        return f"{d}/ovs-vswitchd.{read_pidfile(f'{d}/ovs-vswitchd.pid')}.ctl"
 
     def ovs_vsctl(self, i, *args, check=True, timeout=15):
         """ovs-vsctl against host i's database; returns stdout (stripped)."""

@@ -9,6 +9,9 @@ Edges:
   dp -- port             kind="port"
   host -- host           kind="tunnel": the logical overlay mesh between hosts
                          whose bridges are connected (tunnel endpoints)
+  port -- port           kind="link": a physical link between two datapaths,
+                         learned by LLDP (topology/lldp.py): up true/false,
+                         ends [{dpid, port, name}] with OpenFlow port numbers
 
 The compiler never sees the graph: `snapshot()` hands it an immutable view,
 so a compile is a pure function of (model, snapshot, dpid).
@@ -18,6 +21,8 @@ from itertools import combinations
 from types import MappingProxyType
 
 import networkx as nx
+
+from topology.fabric import fabric_for
 
 
 def dp_node(dpid):
@@ -41,10 +46,16 @@ class DatapathView:
 
 
 class TopoView:
-    """Immutable facts for the compiler: per dpid, connected and name->ofport."""
+    """Immutable facts for the compiler: per dpid, connected and name->ofport;
+    and the physical links that are up, as (dpid_a, port_a, dpid_b, port_b)."""
 
-    def __init__(self, datapaths):
+    def __init__(self, datapaths, links=()):
         self._dps = MappingProxyType(dict(datapaths))
+        self._links = tuple(sorted(tuple(lk) for lk in links))
+
+    def links(self):
+        """Up links between datapaths: sorted (dpid_a, port_a, dpid_b, port_b)."""
+        return self._links
 
     def connected(self, dpid):
         dp = self._dps.get(dpid)
@@ -66,13 +77,13 @@ class TopoView:
         return sorted(self._dps)
 
     @classmethod
-    def build(cls, spec):
+    def build(cls, spec, links=()):
         """For tests: {dpid: {"connected": bool, "ports": {name: ofport},
-        "macs": {name: mac}, "gateway_mac": mac}}."""
+        "macs": {name: mac}, "gateway_mac": mac}}, links [(a, pa, b, pb)]."""
         return cls({d: DatapathView(s.get("connected", True), MappingProxyType(dict(s["ports"])),
                                     MappingProxyType(dict(s.get("macs", {}))),
                                     s.get("gateway_mac"))
-                    for d, s in spec.items()})
+                    for d, s in spec.items()}, links)
 
 
 class Topology:
@@ -125,6 +136,47 @@ class Topology:
         pn = port_node(dpid, name)
         if pn in self.graph:
             self.graph.remove_node(pn)
+
+    # --- physical links (from LLDP) -------------------------------------------
+    def set_links(self, up, down=()):
+        """Make the link edges those of ``up`` and ``down`` ((dpid, port_no)
+        pairs of ends).  A link whose port is not known (yet) is left out.
+        Returns True when the up links the compiler sees changed."""
+        before = self.links()
+        self.graph.remove_edges_from([(a, b) for a, b, d in self.graph.edges(data=True)
+                                      if d.get("kind") == "link"])
+        for state, links in ((False, down), (True, up)):
+            for ea, eb in links:
+                na, nb = self._port_by_number(*ea), self._port_by_number(*eb)
+                if na is None or nb is None:
+                    continue
+                ends = [{"dpid": f"{e[0]:016x}", "port": e[1],
+                         "name": self.graph.nodes[n]["name"]}
+                        for e, n in ((ea, na), (eb, nb))]
+                self.graph.add_edge(na, nb, kind="link", up=state, ends=ends)
+        return self.links() != before
+
+    def links(self):
+        """Up links as sorted (dpid_a, port_a, dpid_b, port_b)."""
+        out = []
+        for _, _, d in self.graph.edges(data=True):
+            if d.get("kind") == "link" and d.get("up"):
+                (a, b) = d["ends"]
+                out.append((int(a["dpid"], 16), a["port"], int(b["dpid"], 16), b["port"]))
+        return sorted(out)
+
+    def _port_by_number(self, dpid, number):
+        node = dp_node(dpid)
+        if node not in self.graph:
+            return None
+        for p in self.graph[node]:
+            if p.startswith("port:") and self.graph.nodes[p].get("ofport") == number:
+                return p
+        return None
+
+    def port_name(self, dpid, number):
+        p = self._port_by_number(dpid, number)
+        return None if p is None else self.graph.nodes[p]["name"]
 
     # --- hosts (from the model) -------------------------------------------
     def sync_hosts(self, hosts):
@@ -182,7 +234,40 @@ class Topology:
                 views[dpid] = DatapathView(bool(d.get("connected")),
                                            MappingProxyType(self.ports(dpid)),
                                            MappingProxyType(macs), d.get("gateway_mac"))
-        return TopoView(views)
+        return TopoView(views, self.links())
+
+    def host_dpids(self):
+        return sorted(int(d["dpid"], 16) for _, d in self.graph.nodes(data=True)
+                      if d.get("kind") == "host")
+
+    def fabric(self):
+        """The fabric as the compiler sees it (topology/fabric.py)."""
+        hosts = set(self.host_dpids())
+        switches = [d for d in self.connected_dpids() if d not in hosts]
+        return fabric_for(switches, hosts, self.links())
 
     def node_link(self):
-        return nx.node_link_data(self.graph, edges="links")
+        """node-link JSON, with the fabric's roles and flood tree marked:
+        datapaths get role "host" (a host's bridge) or "fabric"; links get
+        in_tree (the flood tree uses it, or it is a host's active attachment)
+        and, for host links, attachment "active"/"standby"."""
+        g = self.graph.copy()
+        fab = self.fabric()
+        hosts = set(fab.hosts)
+        for n, d in g.nodes(data=True):
+            if d.get("kind") == "datapath":
+                dpid = int(d["dpid"], 16)
+                d["role"] = "host" if dpid in hosts else "fabric" if d.get("connected") else None
+        tree = {frozenset([(a, pa), (b, pb)]) for a, pa, b, pb in fab.tree_links()}
+        active = {frozenset([(h, None), ep]) for h, ep in fab.attachments.items()}
+        for _, _, d in g.edges(data=True):
+            if d.get("kind") != "link":
+                continue
+            ea, eb = [(int(e["dpid"], 16), e["port"]) for e in d["ends"]]
+            d["in_tree"] = bool(d.get("up")) and frozenset([ea, eb]) in tree
+            for host_end, sw_end in ((ea, eb), (eb, ea)):
+                if host_end[0] in hosts and d.get("up"):
+                    on = frozenset([(host_end[0], None), sw_end]) in active
+                    d["attachment"] = "active" if on else "standby"
+                    d["in_tree"] = on
+        return nx.node_link_data(g, edges="links")
