@@ -39,7 +39,7 @@ def multi(tmp_path_factory):
     work = tmp_path_factory.mktemp("multi")
     cluster = EtcdCluster(work / "etcd", members=3)
     ctls = controllers(work, cluster, n=3, lease_ttl=TTL)
-    lab = lablib.Lab(name=f"vt{secrets.token_hex(2)}", hosts=2, of_port=ctls[0].of_port)
+    lab = lablib.Lab(name=f"vt{secrets.token_hex(2)}", hosts=3, of_port=ctls[0].of_port)
     relays = ExtraRelays(lab, [c.of_port for c in ctls[1:]])
     try:
         cluster.start()
@@ -99,13 +99,15 @@ def _flows(lab, i):
 
 @pytest.fixture(scope="module")
 def pair(multi):
-    """Two containers on h1 and h2, attached through a follower."""
+    """Containers on h1 and h2 (and a third on h3), attached through a follower."""
     _, follower = _follower(multi)
     t = _tenant(follower)
     multi.add_container("ma", host=1)
     multi.add_container("mb", host=2)
+    multi.add_container("mx", host=3)
     a = multi.attach(t, "ma", 1, follower.url)
     b = multi.attach(t, "mb", 2, follower.url)
+    multi.third = multi.attach(t, "mx", 3, follower.url)
     return t, a, b
 
 
@@ -114,6 +116,7 @@ def test_attach_through_follower_works(multi, pair):
     leader, follower = _follower(multi)
     assert follower.api.get("/v1/health")[1]["role"] == "slave"
     assert multi.ping(multi.container_ns("ma"), b["ip"], count=3)
+    assert multi.ping(multi.container_ns("mb"), multi.third["ip"], count=3)
     # the flows came from the leader: no follower ever reconciled
     assert "reconciled in" in leader.log.read_text()
     for c in multi.ctls:
@@ -122,7 +125,7 @@ def test_attach_through_follower_works(multi, pair):
     # every controller sees the same ports
     for c in multi.ctls:
         ids = sorted(p["id"] for p in c.api.get(f"/v1/tenants/{t}/ports")[1])
-        assert ids == sorted([a["id"], b["id"]])
+        assert ids == sorted([a["id"], b["id"], multi.third["id"]])
 
 
 def _restart(c):
