@@ -34,6 +34,7 @@ from controller.ui import UiApp
 from topology.graph import Topology
 
 LOG = logging.getLogger("vpc")
+STARTUP_GRACE = 5.0             # s after start to wait for all hosts before reconciling
 GATEWAY_ARP_INTERVAL = 30.0     # re-ARP for each host's external gateway
 GATEWAY_ARP_RETRY = 1.0         # ... and this often while its MAC is unknown
 
@@ -50,6 +51,7 @@ class VpcController(app_manager.OSKenApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.started = time.monotonic()
         self.config = Config.from_env()
         logging.getLogger("controller").setLevel(self.config.log_level)
         LOG.setLevel(self.config.log_level)
@@ -188,10 +190,22 @@ class VpcController(app_manager.OSKenApp):
                 ports[_name(p.name)] = (p.port_no, p.hw_addr)
         self.topology.set_ports(session.dpid, ports)
         self.fabric.wait_settled(session.dpid, lambda: self.sessions.get(session.dpid) is session)
+        self._wait_for_hosts_after_start()
         if self.sessions.get(session.dpid) is not session:
             return
         if self.roles.switch_ready(session):     # only the leader reconciles
             self._begin_sync(session)
+
+    def _wait_for_hosts_after_start(self):
+        """Right after the controller starts, hold first reconciles until every
+        registered host's bridge is back (or STARTUP_GRACE passes).  Overlay flows
+        towards a host exist only while it is connected: reconciling the first
+        switch before the others reconnect would withdraw and re-add them, which
+        is not hitless.  The switches keep their flows meanwhile (fail-secure)."""
+        deadline = self.started + STARTUP_GRACE
+        while time.monotonic() < deadline and \
+                any(h.dpid not in self.sessions for h in self.state.hosts.values()):
+            eventlet.sleep(0.1)
 
     def _begin_sync(self, session):
         old = self.syncs.get(session.dpid)

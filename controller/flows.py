@@ -46,6 +46,7 @@ Match fields ct_state (value, mask) with the pipeline.CT_* bits, ct_zone
 (exact) and ct_mark are set by a ct action for the recirculated packet;
 they are read-only (no set_field).
 """
+import functools
 import hashlib
 import ipaddress
 import re
@@ -73,6 +74,9 @@ ACTION_ARITY = {"output": 1, "push_vlan": 1, "pop_vlan": 0, "set_field": 2,
                 "move": 2, "dec_ttl": 0, "ct": 4}
 CONTROLLER = "controller"     # ("output", CONTROLLER): packet-in
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+TABLE_IDS = frozenset(int(t) for t in Table)
 
 
 class FlowError(ValueError):
@@ -126,7 +130,7 @@ def _check_ct(commit, zone, table, nat):
         raise FlowError(f"ct: commit must be a bool, got {commit!r}")
     if not isinstance(zone, int) or isinstance(zone, bool) or not 0 <= zone <= 0xFFFF:
         raise FlowError(f"ct: zone must be an int 0..65535, got {zone!r}")
-    if table is not None and (isinstance(table, bool) or table not in {int(t) for t in Table}):
+    if table is not None and (isinstance(table, bool) or table not in TABLE_IDS):
         raise FlowError(f"ct: table must be a pipeline table or None, got {table!r}")
     if nat is None or nat == ():
         return
@@ -169,8 +173,9 @@ class Flow:
     def content(self):
         return (self.table, self.priority, self.match, self.actions, self.goto, self.metadata)
 
-    @property
+    @functools.cached_property
     def cookie(self):
+        # cached: the reconciler and sender ask for it many times per flow
         digest = hashlib.blake2b(repr(self.content).encode(), digest_size=4).digest()
         return self.owner | int.from_bytes(digest, "big")
 
@@ -197,9 +202,9 @@ def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
                 (n != len(actions) - 1 or goto is not None or metadata is not None):
             raise FlowError("ct with a table must be the last action, without "
                             "goto or write-metadata (OVS forks the packet there)")
-    if table not in {int(t) for t in Table}:
+    if table not in TABLE_IDS:
         raise FlowError(f"unknown table {table}")
-    if goto is not None and (goto not in {int(t) for t in Table} or int(goto) <= int(table)):
+    if goto is not None and (goto not in TABLE_IDS or int(goto) <= int(table)):
         raise FlowError(f"goto {goto} from table {table}: must be a later pipeline table")
     if not 0 <= int(priority) <= 0xFFFF:
         raise FlowError(f"priority {priority} is outside 0..65535")

@@ -135,6 +135,7 @@ class OFSession:
         self.dpid = dp.id
         self._pending = {}
         self._watch = {}   # xid -> error, for bundle adds
+        self.bundle_trouble = None
 
     # --- called from the app's event handlers --------------------------------
     def on_reply(self, msg, more=False):
@@ -146,12 +147,20 @@ class OFSession:
             p.event.set()
 
     def on_error(self, msg):
+        matched = msg.xid in self._watch or msg.xid in self._pending
         if msg.xid in self._watch:
             self._watch[msg.xid] = msg
         p = self._pending.get(msg.xid)
         if p is not None:
             p.error = msg
             p.event.set()
+        if not matched and msg.type == ofp.OFPET_EXPERIMENTER:
+            # e.g. OFPBFC_TIMEOUT: OVS discarded an idle bundle on its own and says
+            # so with the open's xid, which nobody waits for any more.  The running
+            # reconcile must not believe its commit applied everything.
+            LOG.warning("dpid %016x: unsolicited bundle error %s", self.dpid,
+                        _describe_error(msg))
+            self.bundle_trouble = msg
 
     def fail_all(self, reason):
         for p in self._pending.values():
@@ -194,6 +203,7 @@ class OFSession:
         if not msgs:
             return 0
         bid = next(self._bundle_ids) & 0xFFFF_FFFF
+        self.bundle_trouble = None
         self._ctrl(bid, ofp.ONF_BCT_OPEN_REQUEST)
         try:
             for start in range(0, len(msgs), BUNDLE_CHUNK):
@@ -219,6 +229,10 @@ class OFSession:
                 LOG.warning("discarding bundle %d failed: %s", bid, exc)
             raise
         self._ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST)
+        if self.bundle_trouble is not None:
+            raise SwitchError(f"dpid {self.dpid:016x}: the switch reported a bundle failure "
+                              f"({_describe_error(self.bundle_trouble)}); its flows will be "
+                              f"re-read")
         return len(msgs)
 
     def packet_out(self, port_no, data):
