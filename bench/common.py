@@ -236,6 +236,21 @@ def need_root(prog):
         sys.exit(f"{prog} needs root (namespaces, OVS daemons)")
 
 
+def run_main(prog, parse_args, run, argv=None):
+    """The shared entry point of a bench part: args, root, signals, run, JSON out.
+    Returns the process exit status (130 on Ctrl-C)."""
+    try:
+        args = parse_args(argv)
+        need_root(prog)
+        install_signal_handlers()
+        result = run(args)
+        result["machine"] = machine()
+        emit(result, args.out)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
 def reap_stale(prefix_re, tag):
     """Remove bench labs (under lablib.BASE) whose creating process is dead:
     what a SIGKILLed run left behind.  Only names matching ``prefix_re``."""

@@ -320,17 +320,8 @@ def log_summary(ctl, offset, t0, hosts):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    common.need_root("bench/scale.py")
-    common.install_signal_handlers()
-    result = run(args)
-    result["machine"] = common.machine()
-    common.emit(result, args.out)
-    return 0
+    return common.run_main("bench/scale.py", parse_args, run, argv)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.exit(main())
