@@ -18,13 +18,13 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller.compiler import compile_datapath
+from controller.compiler import compile_datapath, overlay_peers
 from controller.config import Config
 from controller.election import Roles
 from controller.fabric_runtime import FabricRuntime
 from controller.metrics import Metrics
 from controller.model import State
-from controller.ofsender import OFSession, parse_arp
+from controller.ofsender import OFSession, parse_arp, use_cookie_flow_stats
 from controller.reconciler import SwitchSync
 from controller.rest import RestApi
 from controller.service import VpcService
@@ -34,7 +34,6 @@ from controller.ui import UiApp
 from topology.graph import Topology
 
 LOG = logging.getLogger("vpc")
-STARTUP_GRACE = 5.0             # s after start to wait for all hosts before reconciling
 GATEWAY_ARP_INTERVAL = 30.0     # re-ARP for each host's external gateway
 GATEWAY_ARP_RETRY = 1.0         # ... and this often while its MAC is unknown
 
@@ -52,6 +51,7 @@ class VpcController(app_manager.OSKenApp):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.started = time.monotonic()
+        use_cookie_flow_stats()     # a flow dump is read for its cookies only
         self.config = Config.from_env()
         logging.getLogger("controller").setLevel(self.config.log_level)
         LOG.setLevel(self.config.log_level)
@@ -63,8 +63,13 @@ class VpcController(app_manager.OSKenApp):
         self.gateway_macs = dict(collections.get("gateway_macs", {}))
         self.topology = Topology()
         self.topology.sync_hosts(self.state.hosts.values())
+        # Until each registered host's bridge is back (or VPC_STARTUP_GRACE
+        # passes) the compiler treats it as connected: a restart is hitless.
+        self.topology.presume_connected(h.dpid for h in self.state.hosts.values())
         self.sessions = {}   # dpid -> OFSession
+        self._came_back = set()   # presumed-connected hosts that did connect
         self.syncs = {}      # dpid -> SwitchSync
+        self._reconcile_slots = Semaphore(self.config.reconcile_parallel)
         self.fabric = FabricRuntime(self.topology, self.state, self.sessions, self.syncs,
                                     interval=self.config.lldp_interval,
                                     timeout=self.config.lldp_timeout)
@@ -91,6 +96,7 @@ class VpcController(app_manager.OSKenApp):
         hub.spawn(eventlet.wsgi.server, sock, web, log=_Quiet(), log_output=False)
         hub.spawn(self._gateway_arp_loop)
         hub.spawn(self.fabric.run)       # LLDP probes and link timeouts
+        hub.spawn(self._end_startup_grace)
         LOG.info("REST API on http://%s:%d/v1 (metrics /metrics, topology page /ui)",
                  self.config.rest_host, self.config.rest_port)
 
@@ -132,9 +138,13 @@ class VpcController(app_manager.OSKenApp):
                 self.syncs[host.dpid].request()
         self.fabric.model_changed()
 
-    def _request_all(self, except_dpid=None):
-        for dpid, sync in self.syncs.items():
-            if dpid != except_dpid:
+    def _request_peers(self, dpid):
+        """`dpid` connected or left: recompile the switches whose flows depend on
+        that -- hosts sharing an overlay tenant with it, and fabric switches."""
+        hosts = {h.dpid for h in self.state.hosts.values()}
+        wanted = overlay_peers(self.state, dpid)
+        for other, sync in list(self.syncs.items()):
+            if other != dpid and (other in wanted or other not in hosts):
                 sync.request()
 
     def _reconciled(self, sync, plan, seconds):
@@ -158,6 +168,8 @@ class VpcController(app_manager.OSKenApp):
                 old.stop()
             session = self.sessions[dp.id] = OFSession(dp)
             self.topology.datapath_up(dp.id)
+            if self.topology.stop_presuming(dp.id):
+                self._came_back.add(dp.id)
             if host is not None and host.name in self.gateway_macs:
                 self.topology.set_gateway_mac(dp.id, self.gateway_macs[host.name])
             hub.spawn(self._start_switch, session)
@@ -173,7 +185,8 @@ class VpcController(app_manager.OSKenApp):
                 sync.stop()
             self.topology.datapath_down(dp.id)
             self.fabric.switch_down(dp.id)
-            self._request_all()
+            self._came_back.discard(dp.id)
+            self._request_peers(dp.id)
 
     def _start_switch(self, session):
         parser = session.dp.ofproto_parser
@@ -190,32 +203,36 @@ class VpcController(app_manager.OSKenApp):
                 ports[_name(p.name)] = (p.port_no, p.hw_addr)
         self.topology.set_ports(session.dpid, ports)
         self.fabric.wait_settled(session.dpid, lambda: self.sessions.get(session.dpid) is session)
-        self._wait_for_hosts_after_start()
         if self.sessions.get(session.dpid) is not session:
             return
         if self.roles.switch_ready(session):     # only the leader reconciles
             self._begin_sync(session)
 
-    def _wait_for_hosts_after_start(self):
-        """Right after the controller starts, hold first reconciles until every
-        registered host's bridge is back (or STARTUP_GRACE passes).  Overlay flows
-        towards a host exist only while it is connected: reconciling the first
-        switch before the others reconnect would withdraw and re-add them, which
-        is not hitless.  The switches keep their flows meanwhile (fail-secure)."""
-        deadline = self.started + STARTUP_GRACE
-        while time.monotonic() < deadline and \
-                any(h.dpid not in self.sessions for h in self.state.hosts.values()):
-            eventlet.sleep(0.1)
+    def _end_startup_grace(self):
+        """Hosts still not back VPC_STARTUP_GRACE after start are taken for gone
+        (see Topology.presume_connected): their overlay peers drop them now."""
+        eventlet.sleep(max(0.0, self.started + self.config.startup_grace - time.monotonic()))
+        gone = sorted(self.topology.stop_presuming())
+        if gone:
+            LOG.info("%d registered host(s) not back %.0f s after start: %s", len(gone),
+                     self.config.startup_grace,
+                     ", ".join(f"{d:016x}" for d in gone[:10]) + (" ..." if len(gone) > 10 else ""))
+        for dpid in gone:
+            self._request_peers(dpid)
 
     def _begin_sync(self, session):
         old = self.syncs.get(session.dpid)
         if old is not None and old.session is session:   # already (leader won meanwhile)
             return
         self.syncs[session.dpid] = SwitchSync(
-            session, self._compile, self._reconciled,
+            session, self._compile, self._reconciled, limiter=self._reconcile_slots,
             on_error=lambda sync, exc: self.metrics.reconcile_failed(sync.dpid))
         self.syncs[session.dpid].request(full=True)
-        self._request_all(except_dpid=session.dpid)
+        # A host presumed connected since the start changes nothing for its peers.
+        if session.dpid in self._came_back:
+            self._came_back.discard(session.dpid)
+        else:
+            self._request_peers(session.dpid)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):

@@ -282,9 +282,9 @@ def scale_findings(r):
     runs = c.get("reconcile_runs_metric")
     if runs and runs > hosts:
         notes.append(f"Cold start: {_f(runs)} reconcile runs for {hosts} switches "
-                     f"({runs / hosts:.1f} per switch): every switch that connects makes every "
-                     f"other switch recompile (`_start_switch` -> `_request_all`), so the "
-                     f"compile work grows with switches x connects while they trickle in.")
+                     f"({runs / hosts:.1f} per switch): a switch that connects makes the hosts "
+                     f"sharing an overlay tenant with it recompile (`_request_peers`), so "
+                     f"switches that trickle in cost their peers a compile each.")
     if c.get("last_connect_s") and c.get("first_connect_s") is not None and \
             c["last_connect_s"] - c["first_connect_s"] > 5:
         notes.append(f"The last switch completed its OpenFlow handshake {_f(c['last_connect_s'])} s "

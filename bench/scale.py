@@ -238,6 +238,9 @@ def run_size(args, hosts, ports, tenants, tph):
         offset = ctl.log_size()
         ctl.start(timeout=120)
         t0 = ctl.started_at
+        spy = None
+        if not args.no_profile:
+            spy = profiling.PySpy(ctl.pid, os.path.join(workdir, "warm.pyspy.txt"))
         deadline = t0 + args.timeout
         lowest, done, series = None, None, []
         while time.time() < deadline:
@@ -255,7 +258,11 @@ def run_size(args, hosts, ports, tenants, tph):
                 done = now
                 break
             time.sleep(1.0)
+        if spy:
+            spy.stop()
         warm = log_summary(ctl, offset, t0, args.hosts)
+        if spy:
+            warm["pyspy_profile"] = spy.top()
         warm["converged"] = done is not None
         warm["converge_s"] = None if done is None else round(max(
             r[0] for r in ctl.reconciles(offset)) - t0, 2)
@@ -299,6 +306,7 @@ def log_summary(ctl, offset, t0, hosts):
     out = {"switch_connections": len(con),
            "first_connect_s": round(min(t for t, _ in con) - t0, 2) if con else None,
            "last_connect_s": round(max(t for t, _ in con) - t0, 2) if con else None,
+           "connect_s": common.percentiles([t - t0 for t, _ in con], 2),
            "reconcile_log_lines": len(rec),
            "switches_reconciled": len({d for _, d, *_ in rec}),
            "last_reconcile_s": round(max(r[0] for r in rec) - t0, 2) if rec else None,

@@ -33,6 +33,29 @@ def compile_datapath(state, topo, dpid):
     return frozenset(check_unique_keys(flows))
 
 
+def overlay_peers(state, dpid):
+    """dpids of the hosts whose flows change when `dpid` connects or leaves.
+
+    Only overlay tenants look at whether a remote bridge is connected (see
+    remote_hosts), so those are the hosts sharing a VXLAN/GRE tenant that has
+    a port on `dpid`'s host.  Recompiling every switch whenever one connects
+    made a cold start of N switches cost N^2 compiles."""
+    host = state.host_by_dpid(dpid)
+    if host is None:
+        return set()
+    tenants = {p.tenant for p in state.ports_on(host.name)}
+    peers = set()
+    for name in tenants:
+        tenant = state.tenants.get(name)
+        if tenant is None or tenant.network == "vlan":
+            continue
+        for p in state.ports_of(name):
+            h = state.hosts.get(p.host)
+            if h is not None and h.dpid != dpid:
+                peers.add(h.dpid)
+    return peers
+
+
 # --- table defaults ----------------------------------------------------------
 def base_flows():
     """What every table does with a packet no specific flow claims."""

@@ -10,6 +10,9 @@
   VPC_STORE         msgpack | etcd                             (msgpack)
   VPC_ETCD_ENDPOINTS etcd members, comma separated  (http://127.0.0.1:2379)
   VPC_LEASE_TTL     leader lease, seconds (etcd store only)    (5)
+  VPC_RECONCILE_PARALLEL switches reconciled at the same time    (4)
+  VPC_STARTUP_GRACE seconds after start during which registered hosts
+                    not back yet still count as connected      (10)
 
 The OpenFlow side uses os-ken's own flags: --ofp-tcp-listen-port (6653) and
 --ofp-listen-host.
@@ -34,6 +37,8 @@ class Config:
     store: str = "msgpack"
     etcd_endpoints: tuple = ("http://127.0.0.1:2379",)
     lease_ttl: int = 5
+    reconcile_parallel: int = 4
+    startup_grace: float = 10.0
 
     @classmethod
     def from_env(cls, env=None):
@@ -68,8 +73,21 @@ class Config:
             raise ConfigError(f"VPC_LEASE_TTL must be an integer ({exc})")
         if not 1 <= lease_ttl <= 3600 or not endpoints:
             raise ConfigError("VPC_LEASE_TTL must be 1..3600 s and VPC_ETCD_ENDPOINTS non-empty")
+        try:
+            parallel = int(env.get("VPC_RECONCILE_PARALLEL", d.reconcile_parallel))
+        except ValueError as exc:
+            raise ConfigError(f"VPC_RECONCILE_PARALLEL must be an integer ({exc})")
+        if not 1 <= parallel <= 1024:
+            raise ConfigError(f"VPC_RECONCILE_PARALLEL {parallel} must be 1..1024")
+        try:
+            grace = float(env.get("VPC_STARTUP_GRACE", d.startup_grace))
+        except ValueError as exc:
+            raise ConfigError(f"VPC_STARTUP_GRACE must be a number ({exc})")
+        if not 0 <= grace <= 600:
+            raise ConfigError(f"VPC_STARTUP_GRACE {grace} must be 0..600 s")
         return cls(rest_host=env.get("VPC_REST_HOST", d.rest_host), rest_port=port,
                    state_dir=env.get("VPC_STATE", d.state_dir), underlay_mtu=mtu,
                    log_level=env.get("VPC_LOG_LEVEL", d.log_level).upper(),
                    lldp_interval=lldp_interval, lldp_timeout=lldp_timeout,
-                   store=store, etcd_endpoints=endpoints, lease_ttl=lease_ttl)
+                   store=store, etcd_endpoints=endpoints, lease_ttl=lease_ttl,
+                   reconcile_parallel=parallel, startup_grace=grace)

@@ -180,8 +180,9 @@ class Flow:
         return self.owner | int.from_bytes(digest, "big")
 
     def sort_key(self):
-        """Flows mix value kinds (MAC vs masked pair), so order them by text."""
-        return (self.table, -self.priority, repr(self.match), repr(self.actions))
+        """A deterministic send order: by table, highest priority first, then by
+        cookie (the content hash; cheap, unlike formatting match and actions)."""
+        return (self.table, -self.priority, self.cookie)
 
     def match_dict(self):
         return dict(self.match)

@@ -128,9 +128,17 @@ def from_record(kind, data):
 
 
 class State:
-    """All desired state, indexed the ways the service and compiler ask."""
+    """All desired state, indexed the ways the service and compiler ask.
+
+    The per-tenant / per-host / per-dpid indexes are built lazily on first
+    query and dropped by every mutation (apply, copy): the compiler asks
+    "ports of tenant T" thousands of times per switch, and a scan of every
+    port each time made compiling N hosts O(N^2) at a few thousand ports.
+    The collections are only ever changed through apply().
+    """
 
     def __init__(self, collections=None):
+        self._idx = {}
         self.hosts = {}
         self.tenants = {}
         self.subnets = {}
@@ -148,6 +156,7 @@ class State:
 
     def apply(self, ops):
         """Apply validated ops: ("put", kind, key, record) / ("del", kind, key)."""
+        self._idx = {}
         for op in ops:
             if op[0] == "put":
                 _, kind, key, data = op
@@ -161,6 +170,7 @@ class State:
         return copy.copy(self)._shallow()
 
     def _shallow(self):
+        self._idx = {}
         for kind in KINDS:
             setattr(self, kind, dict(getattr(self, kind)))
         return self
@@ -170,11 +180,25 @@ class State:
         return sorted((s for s in self.subnets.values() if s.tenant == tenant),
                       key=lambda s: (s.net.network_address, s.net.prefixlen))
 
+    def _index(self, name, build):
+        idx = self._idx.get(name)
+        if idx is None:
+            idx = self._idx[name] = build()
+        return idx
+
+    def _ports_by(self, attr):
+        def build():
+            out = {}
+            for p in sorted(self.ports.values(), key=lambda p: p.serial):
+                out.setdefault(getattr(p, attr), []).append(p)
+            return out
+        return self._index("ports_by_" + attr, build)
+
     def ports_of(self, tenant):
-        return sorted((p for p in self.ports.values() if p.tenant == tenant), key=lambda p: p.serial)
+        return list(self._ports_by("tenant").get(tenant, ()))
 
     def ports_on(self, host):
-        return sorted((p for p in self.ports.values() if p.host == host), key=lambda p: p.serial)
+        return list(self._ports_by("host").get(host, ()))
 
     def groups_of(self, tenant):
         return sorted((g for g in self.security_groups.values() if g.tenant == tenant),
@@ -208,13 +232,17 @@ class State:
         return None
 
     def host_by_dpid(self, dpid):
-        for h in self.hosts.values():
-            if h.dpid == dpid:
-                return h
-        return None
+        def build():
+            out = {}
+            for h in self.hosts.values():
+                out.setdefault(h.dpid, h)
+            return out
+        return self._index("host_by_dpid", build).get(dpid)
 
     def tenant_by_id(self, tid):
-        for t in self.tenants.values():
-            if t.id == tid:
-                return t
-        return None
+        def build():
+            out = {}
+            for t in self.tenants.values():
+                out.setdefault(t.id, t)
+            return out
+        return self._index("tenant_by_id", build).get(tid)

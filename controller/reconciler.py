@@ -51,8 +51,13 @@ def plan(desired, installed_cookies):
 class SwitchSync:
     """Keeps one switch's flows equal to compile(dpid), forever, until stopped."""
 
-    def __init__(self, session, compile_fn, on_result=None, on_error=None):
+    def __init__(self, session, compile_fn, on_result=None, on_error=None, limiter=None):
         self.session = session
+        # shared by all switches: how many reconcile at once.  Unbounded, a
+        # hundred switches connecting together interleave a hundred bundles and
+        # flow dumps in one process; each then takes 100x longer, bundles sit
+        # idle past OVS's 10 s bundle timeout and dumps past the reply timeout.
+        self.limiter = limiter
         self.dpid = session.dpid
         self.compile = compile_fn
         self.on_result = on_result or (lambda sync, plan, seconds: None)
@@ -97,7 +102,12 @@ class SwitchSync:
                 self._dirty = False
                 self._running = True
                 try:
-                    self._reconcile_once()
+                    if self.limiter is None:
+                        self._reconcile_once()
+                    else:
+                        with self.limiter:
+                            if not self._stopped:
+                                self._reconcile_once()
                 except Exception as exc:  # the switch said no, or went away
                     LOG.warning("dpid %016x: reconcile failed (%s); will re-read the switch",
                                 self.dpid, exc)

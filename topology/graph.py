@@ -87,15 +87,50 @@ class TopoView:
 
 
 class Topology:
+    """The live graph.  Every mutation goes through a method here and bumps
+    ``version``; ``snapshot()`` is cached per version, so compiling a hundred
+    switches after one event builds the TopoView once, not a hundred times."""
+
     def __init__(self):
         self.graph = nx.Graph()
+        self.version = 0
+        self._snapshot = None      # (version, TopoView)
+        self._presumed = frozenset()
+
+    # --- after a controller restart ----------------------------------------
+    def presume_connected(self, dpids):
+        """The compiler's view counts these datapaths as connected until they
+        connect or `stop_presuming` gives up on them.  Why: after a controller
+        restart the hosts' bridges reconnect one by one (over seconds, more at
+        scale); overlay flows towards a host exist only while it is connected,
+        so without this the first switches reconciled would withdraw their
+        flows towards every host not back yet, and re-add them moments later."""
+        self._presumed = frozenset(dpids)
+        self._changed()
+
+    def stop_presuming(self, dpid=None):
+        """Stop presuming one datapath (None: all).  Returns those no longer
+        presumed, whose connectedness as the compiler sees it may have changed."""
+        gone = self._presumed if dpid is None else self._presumed & {dpid}
+        if gone:
+            self._presumed = self._presumed - gone
+            self._changed()
+        return set(gone)
+
+    def presumed(self, dpid):
+        return dpid in self._presumed
+
+    def _changed(self):
+        self.version += 1
 
     # --- datapaths and ports (from switch events) -----------------------
     def datapath_up(self, dpid):
+        self._changed()
         self.graph.add_node(dp_node(dpid), kind="datapath", dpid=f"{dpid:016x}", connected=True)
         self._refresh_mesh()
 
     def datapath_down(self, dpid):
+        self._changed()
         node = dp_node(dpid)
         if node in self.graph:
             self.graph.nodes[node]["connected"] = False
@@ -106,6 +141,7 @@ class Topology:
 
     def set_ports(self, dpid, ports):
         """Replace the port list of a datapath: {name: ofport}."""
+        self._changed()
         node = dp_node(dpid)
         for p in [n for n in self.graph[node] if n.startswith("port:")] if node in self.graph else []:
             self.graph.remove_node(p)
@@ -120,10 +156,12 @@ class Topology:
         node = self.graph.nodes.get(dp_node(dpid))
         if node is None or node.get("gateway_mac") == mac:
             return False
+        self._changed()
         node["gateway_mac"] = mac
         return True
 
     def port_added(self, dpid, name, number, mac=None):
+        self._changed()
         node = dp_node(dpid)
         if node not in self.graph:
             self.graph.add_node(node, kind="datapath", dpid=f"{dpid:016x}", connected=True)
@@ -133,6 +171,7 @@ class Topology:
         self.graph.add_edge(node, pn, kind="port")
 
     def port_deleted(self, dpid, name):
+        self._changed()
         pn = port_node(dpid, name)
         if pn in self.graph:
             self.graph.remove_node(pn)
@@ -142,6 +181,7 @@ class Topology:
         """Make the link edges those of ``up`` and ``down`` ((dpid, port_no)
         pairs of ends).  A link whose port is not known (yet) is left out.
         Returns True when the up links the compiler sees changed."""
+        self._changed()
         before = self.links()
         self.graph.remove_edges_from([(a, b) for a, b, d in self.graph.edges(data=True)
                                       if d.get("kind") == "link"])
@@ -180,6 +220,7 @@ class Topology:
 
     # --- hosts (from the model) -------------------------------------------
     def sync_hosts(self, hosts):
+        self._changed()
         wanted = {host_node(h.name): h for h in hosts}
         for n in [n for n, d in self.graph.nodes(data=True) if d.get("kind") == "host"]:
             if n not in wanted:
@@ -224,6 +265,14 @@ class Topology:
                       if d.get("kind") == "datapath" and d.get("connected"))
 
     def snapshot(self):
+        """An immutable TopoView of now (cached until the next change)."""
+        if self._snapshot is not None and self._snapshot[0] == self.version:
+            return self._snapshot[1]
+        view = self._build_snapshot()
+        self._snapshot = (self.version, view)
+        return view
+
+    def _build_snapshot(self):
         views = {}
         for _, d in self.graph.nodes(data=True):
             if d.get("kind") == "datapath":
@@ -231,7 +280,7 @@ class Topology:
                 node = dp_node(dpid)
                 macs = {self.graph.nodes[p]["name"]: self.graph.nodes[p].get("mac")
                         for p in self.graph[node] if p.startswith("port:")}
-                views[dpid] = DatapathView(bool(d.get("connected")),
+                views[dpid] = DatapathView(bool(d.get("connected")) or dpid in self._presumed,
                                            MappingProxyType(self.ports(dpid)),
                                            MappingProxyType(macs), d.get("gateway_mac"))
         return TopoView(views, self.links())
