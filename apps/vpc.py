@@ -4,6 +4,7 @@ Thin by design: it turns switch events into topology updates and reconcile
 requests, and serves the REST API.  Everything that decides anything lives in
 controller/ (model, store, compiler, reconciler) and topology/.
 """
+import functools
 import logging
 import os
 import sys
@@ -36,6 +37,7 @@ from topology.graph import Topology
 LOG = logging.getLogger("vpc")
 GATEWAY_ARP_INTERVAL = 30.0     # re-ARP for each host's external gateway
 GATEWAY_ARP_RETRY = 1.0         # ... and this often while its MAC is unknown
+OPENFLOW_BACKLOG = 1024         # pending switch connections the kernel queues for os-ken
 
 
 class _Quiet:
@@ -52,6 +54,7 @@ class VpcController(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.started = time.monotonic()
         use_cookie_flow_stats()     # a flow dump is read for its cookies only
+        _deepen_openflow_backlog()  # hundreds of switches reconnecting together
         self.config = Config.from_env()
         logging.getLogger("controller").setLevel(self.config.log_level)
         LOG.setLevel(self.config.log_level)
@@ -125,8 +128,9 @@ class VpcController(app_manager.OSKenApp):
 
     # --- recompiling ---------------------------------------------------------------
     def _compile(self, dpid):
-        flows = self.fabric.filter(dpid, compile_datapath(self.state, self.topology.snapshot(),
-                                                          dpid))
+        flows = self.fabric.filter(dpid, compile_datapath(self.state.snapshot(),
+                                                          self.topology.snapshot(),
+                                                          dpid, pause=_yield))
         self._desired[dpid] = len(flows)
         return flows
 
@@ -339,6 +343,24 @@ class VpcController(app_manager.OSKenApp):
         else:
             LOG.warning("error from dpid %s: type=%s code=%s", ev.msg.datapath.id,
                         ev.msg.type, ev.msg.code)
+
+
+def _deepen_openflow_backlog():
+    """os-ken listens for switches with eventlet's default backlog of 50.  When
+    more switches than that reconnect at once (every host after a controller
+    restart), the kernel drops the SYNs it cannot queue and each of those
+    switches waits for its TCP retransmit (1, 3, 7 s...).  os-ken creates its
+    server after the apps are built, through os_ken.lib.hub.listen, so this
+    takes effect when called from __init__."""
+    if getattr(hub.listen, "vpc_backlog", None) != OPENFLOW_BACKLOG:
+        listen = functools.partial(eventlet.listen, backlog=OPENFLOW_BACKLOG)
+        listen.vpc_backlog = OPENFLOW_BACKLOG
+        hub.listen = listen
+
+
+def _yield():
+    """Let the other greenthreads (handshakes, replies, REST) run."""
+    eventlet.sleep(0)
 
 
 def _name(raw):

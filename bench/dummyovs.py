@@ -106,7 +106,12 @@ class DummyFarm:
     def _start_relay(self):
         log = open(os.path.join(self.dir, "relay.log"), "a")
         self.relay = subprocess.Popen(
-            ["socat", f"UNIX-LISTEN:{self.sock},fork,reuseaddr,unlink-early,mode=600",
+            # backlog: socat listens with 5 by default; a hundred bridges
+            # connecting at once overflowed it, OVS took the refused connect
+            # for a protocol error and backed off 2, 4, 8 s (connects spread
+            # over 20-40 s after every controller start).
+            ["socat", f"UNIX-LISTEN:{self.sock},fork,reuseaddr,unlink-early,mode=600,"
+                      f"backlog=1024",
              f"TCP:127.0.0.1:{self.of_port},nodelay"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()

@@ -41,8 +41,8 @@ DOC = os.path.join(common.REPO, "docs", "benchmarks.md")
 def part_args(name, quick):
     if name == "dataplane":
         return ["--seconds", "3", "--repeat", "1", "--pings", "10"] if quick else []
-    if name == "scale":         # 100 x 50, or the largest size converging in ~3 min
-        return ["--quick", "--timeout", "120"] if quick else ["--fallback", "--timeout", "180"]
+    if name == "scale":         # 100 x 50, or the largest size converging in 5 min
+        return ["--quick", "--timeout", "120"] if quick else ["--fallback", "--timeout", "300"]
     return ["--quick"] if quick else []
 
 

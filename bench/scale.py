@@ -181,7 +181,8 @@ def run_size(args, hosts, ports, tenants, tph):
               "offline_compile_profile": compile_prof,
               "state_preload": "controller.store.MsgpackStore snapshot written before start "
                                "(bench/scenario.py; hosts/tenants/subnets via VpcService)",
-              "inactivity_probe_ms": args.inactivity_probe or "OVS default (5000)"}
+              "inactivity_probe_ms": args.inactivity_probe or "OVS default (5000)",
+              "controller_settings": controller_settings()}
     spy = None
     try:
         t = time.perf_counter()
@@ -267,6 +268,8 @@ def run_size(args, hosts, ports, tenants, tph):
         warm["converge_s"] = None if done is None else round(max(
             r[0] for r in ctl.reconciles(offset)) - t0, 2)
         warm["lowest_flows_during_restart"] = lowest
+        grace = result["controller_settings"]["startup_grace_s"]
+        warm["connected_after_grace"] = sum(1 for t, _ in ctl.connects(offset) if t - t0 > grace)
         warm["flows_series"] = series if len(series) <= 40 else series[::len(series) // 40 + 1]
         ht = ctl_health_time(ctl, offset, t0)
         warm["health_s"] = round(ht, 2) if ht else None
@@ -290,6 +293,13 @@ def run_size(args, hosts, ports, tenants, tph):
             shutil.rmtree(workdir, ignore_errors=True)
             if problems:
                 common.log(TAG, f"cleanup problems: {problems}")
+
+
+def controller_settings():
+    """The settings the controller under test reads from this environment."""
+    from controller.config import Config
+    cfg = Config.from_env()
+    return {"startup_grace_s": cfg.startup_grace, "reconcile_parallel": cfg.reconcile_parallel}
 
 
 def ctl_health_time(ctl, offset, t0):

@@ -22,14 +22,22 @@ from controller.pipeline import (
 TUNNEL_PORT = {"vxlan": "vxlan0", "gre": "gre0"}
 
 
-def compile_datapath(state, topo, dpid):
-    """All flows for one datapath, as a frozenset of Flow values."""
+def compile_datapath(state, topo, dpid, pause=None):
+    """All flows for one datapath, as a frozenset of Flow values.
+
+    `pause`, if given, is called between pieces of the work (each local port,
+    each tenant).  It changes nothing in the result; the controller passes a
+    cooperative yield so that compiling a host with thousands of flows does
+    not hold up every other switch's OpenFlow handshake and replies."""
     host = state.host_by_dpid(dpid)
     if host is None and topo.connected(dpid):        # a fabric switch
         return frozenset(check_unique_keys(fabric_flows(state, topo, dpid)))
     flows = list(base_flows())
     if host is not None:
-        flows += host_flows(state, topo, host)
+        for chunk in host_flow_chunks(state, topo, host):
+            flows += chunk
+            if pause is not None:
+                pause()
     return frozenset(check_unique_keys(flows))
 
 
@@ -87,23 +95,27 @@ def base_flows():
 
 # --- per host ------------------------------------------------------------------
 def host_flows(state, topo, host):
+    return [f for chunk in host_flow_chunks(state, topo, host) for f in chunk]
+
+
+def host_flow_chunks(state, topo, host):
+    """A host's flows, one list per local port, per tenant, then the external ones."""
     ofports = topo.ports(host.dpid)
     local = [(p, ofports[p.port]) for p in state.ports_on(host.name) if p.port in ofports]
     nat = HostNat(state, topo, host, local)
-    out = []
     for port, ofport in local:
-        out += local_port_flows(state, state.tenants[port.tenant], port, ofport)
+        yield local_port_flows(state, state.tenants[port.tenant], port, ofport)
     tenants = [state.tenants[n] for n in sorted({p.tenant for p, _ in local})]
     for tenant in sorted(tenants, key=lambda t: t.id):
         mine = [(p, n) for p, n in local if p.tenant == tenant.name]
-        out += tenant_flows(state, topo, host, tenant, mine, ofports)
+        out = tenant_flows(state, topo, host, tenant, mine, ofports)
         if any(p.port_security for p, _ in mine):
             out += tenant_sg_flows(state, tenant)
         out += router_flows(state, tenant, nat.does_nat_for(tenant))
         if nat.does_nat_for(tenant):
             out += tenant_nat_flows(tenant, nat, mine)
-    out += external_flows(state, nat, sorted(tenants, key=lambda t: t.id))
-    return out
+        yield out
+    yield external_flows(state, nat, sorted(tenants, key=lambda t: t.id))
 
 
 def local_port_flows(state, tenant, port, ofport):

@@ -169,6 +169,16 @@ class State:
     def copy(self):
         return copy.copy(self)._shallow()
 
+    def snapshot(self):
+        """This state as a copy nobody will change, the same object until the
+        next apply().  For readers that yield midway (the controller compiles
+        in pieces and lets REST requests run in between): they must not see
+        half of a change, nor a dict changing size under them."""
+        snap = self._idx.get("snapshot")
+        if snap is None:
+            snap = self._idx["snapshot"] = self.copy()
+        return snap
+
     def _shallow(self):
         self._idx = {}
         for kind in KINDS:

@@ -32,6 +32,7 @@ ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
 BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
 REPLY_TIMEOUT = 15.0
 BUNDLE_CHUNK = 5000   # adds per bundle-add burst before a barrier (keeps queues sane)
+YIELD_EVERY = 256          # flow-mods built between cooperative yields
 FLOW_MOD_CACHE = 131072   # serialized flow-mods kept (a few hundred bytes each)
 
 
@@ -287,7 +288,10 @@ class OFSession:
     def apply(self, delete_cookies, add_flows):
         """Deletes then adds, as one atomic ordered bundle.  Returns messages sent."""
         msgs = [delete_cookie_mod(self.dp, c) for c in delete_cookies]
-        msgs += [FLOW_MODS.message(self.dp, f) for f in add_flows]
+        for n, f in enumerate(add_flows, 1):
+            msgs.append(FLOW_MODS.message(self.dp, f))
+            if n % YIELD_EVERY == 0:
+                hub.sleep(0)     # building is CPU work: let handshakes and replies in
         if not msgs:
             return 0
         bid = next(self._bundle_ids) & 0xFFFF_FFFF

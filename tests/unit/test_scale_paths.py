@@ -292,3 +292,21 @@ def test_a_restart_compiles_the_same_flows_before_the_peers_are_back():
     assert compile_datapath(w.state, t.snapshot(), 1) == before
     t.stop_presuming()                           # the grace ends, 2 and 3 never came
     assert compile_datapath(w.state, t.snapshot(), 1) != before
+
+
+def test_pausing_between_pieces_changes_nothing_and_happens_per_tenant():
+    w = World(hosts=2, tenants=[("a", "vxlan", 1), ("b", "vlan", 2)],
+              ports=[("a", 1, "10.0.0.2"), ("a", 2, "10.0.0.3"), ("b", 1, "10.0.0.2")])
+    calls = []
+    paused = compile_datapath(w.state, w.topo, 1, pause=lambda: calls.append(1))
+    assert paused == compile_datapath(w.state, w.topo, 1)
+    assert len(calls) == 2 + 2 + 1           # two local ports, two tenants, external
+
+
+def test_a_state_snapshot_stays_put_while_the_state_moves_on():
+    w = World(hosts=2, tenants=[("a", "vlan", 1)], ports=[("a", 1, "10.0.0.2")])
+    snap = w.state.snapshot()
+    assert w.state.snapshot() is snap and snap is not w.state
+    w.state.apply([("del", "ports", "p1")])
+    assert "p1" in snap.ports and snap.ports_of("a") and not w.state.ports_of("a")
+    assert w.state.snapshot() is not snap and "p1" not in w.state.snapshot().ports
