@@ -82,10 +82,14 @@ class VpcService(NatOperations, SecurityGroupOperations):
             return True
 
     # --- plumbing -------------------------------------------------------
-    def _commit(self, ops, hosts):
+    def _commit(self, ops, hosts, first=None):
+        """Persist, apply, and name the hosts to recompile: `first` (the host of
+        the port the request is about) ahead of the others, so its flows -- the
+        ones the caller is waiting for -- are not queued behind its peers'."""
         self.store.commit(ops)
         self.state.apply(ops)
-        self.on_change(set(hosts))
+        hosts = set(hosts)
+        self.on_change(([first] if first in hosts else []) + sorted(hosts - {first}))
 
     def _tenant(self, name):
         t = self.state.tenants.get(name)
@@ -340,7 +344,7 @@ class VpcService(NatOperations, SecurityGroupOperations):
             port = Port(uuid.uuid4().hex[:12], tenant.name, host_name, port_name, ip, mac,
                         subnet.cidr, serial, groups, secured)
             self._commit([("put", "ports", port.id, record(port))],
-                         self._tenant_hosts(tenant.name) | {host_name})
+                         self._tenant_hosts(tenant.name) | {host_name}, first=host_name)
             return self.port_view(port)
 
     def _pick_subnet(self, tenant, ip, want):
@@ -385,4 +389,4 @@ class VpcService(NatOperations, SecurityGroupOperations):
             # a floating IP stays with the tenant's IP, dormant until it is used again.
             ops = [("del", "port_forwards", f.id) for f in self.state.forwards_of_port(p.id)]
             ops.append(("del", "ports", p.id))
-            self._commit(ops, self._tenant_hosts(tenant_name) | {p.host})
+            self._commit(ops, self._tenant_hosts(tenant_name) | {p.host}, first=p.host)
