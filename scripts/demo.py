@@ -49,7 +49,10 @@ def step(n, total, text):
 
 
 def port_free(port):
+    """Nothing listens there.  SO_REUSEADDR as the controller's own listeners
+    set it: connections of an earlier demo still in TIME_WAIT do not count."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True

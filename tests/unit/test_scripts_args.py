@@ -351,3 +351,21 @@ def test_check_ipv4_iface_accepts_p2p():
 
 def test_check_mac_lowercases():
     assert vpcscript.check_mac("02:AA:bb:00:00:01") == "02:aa:bb:00:00:01"
+
+
+def test_demo_port_check_ignores_time_wait_but_not_a_listener():
+    """A demo run right after another one: the old REST port only has
+    connections in TIME_WAIT, which must not count as 'in use'."""
+    import demo
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    assert not demo.port_free(port)                  # something listens
+    cli = socket.create_connection(("127.0.0.1", port))
+    conn, _ = srv.accept()
+    conn.close()                                     # the server side closes first:
+    cli.close()                                      # its end goes to TIME_WAIT
+    srv.close()
+    assert demo.port_free(port)
