@@ -70,7 +70,6 @@ class VpcController(app_manager.OSKenApp):
         # passes) the compiler treats it as connected: a restart is hitless.
         self.topology.presume_connected(h.dpid for h in self.state.hosts.values())
         self.sessions = {}   # dpid -> OFSession
-        self._came_back = set()   # presumed-connected hosts that did connect
         self.syncs = {}      # dpid -> SwitchSync
         self._reconcile_slots = Semaphore(self.config.reconcile_parallel)
         self.fabric = FabricRuntime(self.topology, self.state, self.sessions, self.syncs,
@@ -172,8 +171,10 @@ class VpcController(app_manager.OSKenApp):
                 old.stop()
             session = self.sessions[dp.id] = OFSession(dp)
             self.topology.datapath_up(dp.id)
-            if self.topology.stop_presuming(dp.id):
-                self._came_back.add(dp.id)
+            # Its peers' flows depend on it being connected -- unless it was
+            # presumed connected since the start, and so changes nothing.
+            if not self.topology.stop_presuming(dp.id):
+                self._request_peers(dp.id)
             if host is not None and host.name in self.gateway_macs:
                 self.topology.set_gateway_mac(dp.id, self.gateway_macs[host.name])
             hub.spawn(self._start_switch, session)
@@ -189,7 +190,6 @@ class VpcController(app_manager.OSKenApp):
                 sync.stop()
             self.topology.datapath_down(dp.id)
             self.fabric.switch_down(dp.id)
-            self._came_back.discard(dp.id)
             self._request_peers(dp.id)
 
     def _start_switch(self, session):
@@ -232,11 +232,6 @@ class VpcController(app_manager.OSKenApp):
             session, self._compile, self._reconciled, limiter=self._reconcile_slots,
             on_error=lambda sync, exc: self.metrics.reconcile_failed(sync.dpid))
         self.syncs[session.dpid].request(full=True)
-        # A host presumed connected since the start changes nothing for its peers.
-        if session.dpid in self._came_back:
-            self._came_back.discard(session.dpid)
-        else:
-            self._request_peers(session.dpid)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):

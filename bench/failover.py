@@ -25,7 +25,6 @@ threshold.  Everything it made (lab, controller, temp dir) is removed on
 exit, also after Ctrl-C, SIGTERM or an error.
 """
 import argparse
-import json
 import os
 import re
 import secrets
@@ -39,6 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 import labctl  # noqa: E402
+from common import emit  # noqa: E402
 import lablib  # noqa: E402
 from labfabric import active_port, ping_outage  # noqa: E402
 
@@ -197,11 +197,7 @@ def main(argv=None):
             log(f"cleanup problems: {problems}")
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    text = json.dumps(result, indent=2, sort_keys=True)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(result, args.out)
     return 0
 
 

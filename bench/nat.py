@@ -27,6 +27,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 import labctl  # noqa: E402
+from common import emit  # noqa: E402
 import lablib  # noqa: E402
 
 SERVER = """
@@ -146,11 +147,7 @@ def main(argv=None):
            "conntrack_entries_h1_after": ct_entries,
            "method": "sequential short TCP connections (connect, 1 byte each way, close) "
                      "from one Python client; every path also passes security groups"}
-    text = json.dumps(out, indent=2, sort_keys=True)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(out, args.out)
     return 0
 
 

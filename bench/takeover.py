@@ -30,7 +30,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import TimedController, machine  # noqa: E402
+from common import TimedController, emit, machine  # noqa: E402
 import lablib  # noqa: E402
 from labfaults import PingStream  # noqa: E402
 from labmulti import EtcdCluster, ExtraRelays, leader_of  # noqa: E402
@@ -150,11 +150,7 @@ def main(argv=None):
               "election_s": stats([r["election_s"] for r in rounds]),
               "switches_s": stats([r["switches_s"] for r in rounds]),
               "pings_lost": stats([r["pings_lost"] for r in rounds])}
-    text = json.dumps(result, indent=2, sort_keys=True)
-    print(text)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
+    emit(result, a.out)
     return 0 if rounds else 1
 
 

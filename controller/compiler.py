@@ -94,10 +94,6 @@ def base_flows():
 
 
 # --- per host ------------------------------------------------------------------
-def host_flows(state, topo, host):
-    return [f for chunk in host_flow_chunks(state, topo, host) for f in chunk]
-
-
 def host_flow_chunks(state, topo, host):
     """A host's flows, one list per local port, per tenant, then the external ones."""
     ofports = topo.ports(host.dpid)

@@ -190,25 +190,27 @@ class State:
         return sorted((s for s in self.subnets.values() if s.tenant == tenant),
                       key=lambda s: (s.net.network_address, s.net.prefixlen))
 
-    def _index(self, name, build):
+    def _index(self, kind, attr, grouped=False):
+        """{value of attr: record} over one collection (the first record with it),
+        or with grouped {value: [records by serial]}; built once per state."""
+        name = (kind, attr, grouped)
         idx = self._idx.get(name)
         if idx is None:
-            idx = self._idx[name] = build()
+            idx = self._idx[name] = {}
+            items = getattr(self, kind).values()
+            if grouped:
+                for r in sorted(items, key=lambda r: r.serial):
+                    idx.setdefault(getattr(r, attr), []).append(r)
+            else:
+                for r in items:
+                    idx.setdefault(getattr(r, attr), r)
         return idx
 
-    def _ports_by(self, attr):
-        def build():
-            out = {}
-            for p in sorted(self.ports.values(), key=lambda p: p.serial):
-                out.setdefault(getattr(p, attr), []).append(p)
-            return out
-        return self._index("ports_by_" + attr, build)
-
     def ports_of(self, tenant):
-        return list(self._ports_by("tenant").get(tenant, ()))
+        return list(self._index("ports", "tenant", grouped=True).get(tenant, ()))
 
     def ports_on(self, host):
-        return list(self._ports_by("host").get(host, ()))
+        return list(self._index("ports", "host", grouped=True).get(host, ()))
 
     def groups_of(self, tenant):
         return sorted((g for g in self.security_groups.values() if g.tenant == tenant),
@@ -242,17 +244,7 @@ class State:
         return None
 
     def host_by_dpid(self, dpid):
-        def build():
-            out = {}
-            for h in self.hosts.values():
-                out.setdefault(h.dpid, h)
-            return out
-        return self._index("host_by_dpid", build).get(dpid)
+        return self._index("hosts", "dpid").get(dpid)
 
     def tenant_by_id(self, tid):
-        def build():
-            out = {}
-            for t in self.tenants.values():
-                out.setdefault(t.id, t)
-            return out
-        return self._index("tenant_by_id", build).get(tid)
+        return self._index("tenants", "id").get(tid)
