@@ -19,19 +19,19 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller.compiler import compile_datapath, overlay_peers
+from controller.compile.datapath import compile_datapath, overlay_peers
 from controller.config import Config
-from controller.election import Roles
-from controller.fabric_runtime import FabricRuntime
-from controller.metrics import Metrics
-from controller.model import State
-from controller.ofsender import OFSession, parse_arp, use_cookie_flow_stats
-from controller.reconciler import SwitchSync
-from controller.rest import RestApi
-from controller.service import VpcService
-from controller.store import StoreError
-from controller.store_etcd import open_store
-from controller.ui import UiApp
+from controller.ha.election import Roles
+from controller.runtime.fabric import FabricRuntime
+from controller.api.metrics import Metrics
+from controller.model.state import State
+from controller.southbound.ofsender import OFSession, parse_arp, use_cookie_flow_stats
+from controller.reconcile.plan import SwitchSync
+from controller.api.rest import RestApi
+from controller.service.vpc import VpcService
+from controller.store.base import StoreError
+from controller.store.etcd_store import open_store
+from controller.api.ui import UiApp
 from topology.graph import Topology
 
 LOG = logging.getLogger("vpc")

@@ -47,7 +47,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common  # noqa: E402
-import lablib  # noqa: E402
+from vpclab import lablib  # noqa: E402
 import profiling  # noqa: E402
 
 TAG = "attach"

@@ -18,13 +18,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-SCRIPTS = os.path.join(REPO, "scripts")
-if SCRIPTS not in sys.path:
-    sys.path.insert(0, SCRIPTS)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-import labctl  # noqa: E402
+from vpclab import labctl  # noqa: E402
 
 LOG_LINE = re.compile(r"^(\d{9,}\.\d+) (\w+) (\S+) (.*)$")
 RECONCILED = re.compile(r"dpid ([0-9a-f]{16}) reconciled in (\d+) ms: (\d+) added, "
@@ -254,7 +251,7 @@ def run_main(prog, parse_args, run, argv=None):
 def reap_stale(prefix_re, tag):
     """Remove bench labs (under lablib.BASE) whose creating process is dead:
     what a SIGKILLed run left behind.  Only names matching ``prefix_re``."""
-    import lablib
+    from vpclab import lablib
     if not os.path.isdir(lablib.BASE):
         return
     for name in os.listdir(lablib.BASE):

@@ -4,7 +4,7 @@
     .venv/bin/python bench/dataplane.py [--seconds 5] [--pings 20] [--repeat 3] [--out FILE]
 
 Run as root.  Builds its own 2-host lab (``bdp<4 hex>``) and its own
-controller (scripts/labctl.py, started exactly as the test fixtures start
+controller (vpclab/labctl.py, started exactly as the test fixtures start
 it), then for each network type (vlan, vxlan, gre):
 
   ours    a tenant of that type, a container on h1 and one on h2, attached
@@ -49,11 +49,11 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
-import labctl  # noqa: E402
+sys.path.insert(0, os.path.dirname(HERE))
+from vpclab import labctl  # noqa: E402
 from common import emit  # noqa: E402
-import lablib  # noqa: E402
-from labtraffic import iperf3, ping  # noqa: E402
+from vpclab import lablib  # noqa: E402
+from vpclab.labtraffic import iperf3, ping  # noqa: E402
 
 KINDS = ("vlan", "vxlan", "gre")
 ENCAP_OVERHEAD = {"vlan": 0, "vxlan": 50, "gre": 42}

@@ -27,8 +27,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
-from labsys import LabError, kill_pid, list_netns, netns_pids, pid_alive, read_pidfile, sh  # noqa: E402
+sys.path.insert(0, os.path.dirname(HERE))
+from vpclab.labsys import LabError, kill_pid, list_netns, netns_pids, pid_alive, read_pidfile, sh  # noqa: E402
 
 BASE = "/run/vpclab"
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"

@@ -4,8 +4,8 @@
     .venv/bin/python bench/failover.py [--cuts 10] [--interval 0.02] [--out FILE]
 
 Run as root.  Builds its own lab (``bfo<4 hex>``: 3 hosts on a 2-leaf x
-2-spine OpenFlow fabric, scripts/labfabric.py) and its own controller
-(scripts/labctl.py, started exactly as the test fixtures start it), one VLAN
+2-spine OpenFlow fabric, vpclab/labfabric.py) and its own controller
+(vpclab/labctl.py, started exactly as the test fixtures start it), one VLAN
 tenant with a container on h1 (leaf1) and one on h2 (leaf2).  Then, --cuts
 times: find the spine leaf1 uses towards h2's container, ping h1 -> h2 every
 --interval seconds, ``ip link set down`` leaf1's end of that cable, and count
@@ -36,11 +36,11 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
-import labctl  # noqa: E402
+sys.path.insert(0, os.path.dirname(HERE))
+from vpclab import labctl  # noqa: E402
 from common import emit  # noqa: E402
-import lablib  # noqa: E402
-from labfabric import active_port, ping_outage  # noqa: E402
+from vpclab import lablib  # noqa: E402
+from vpclab.labfabric import active_port, ping_outage  # noqa: E402
 
 LAB_RE = re.compile(r"^bfo[0-9a-f]{4}$")
 UPDATE_RE = re.compile(r"fabric flows updated in (\d+) ms")

@@ -56,10 +56,10 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common  # noqa: E402
-import lablib  # noqa: E402
+from vpclab import lablib  # noqa: E402
 from attach import Pinger  # noqa: E402
-from labctl import free_port  # noqa: E402
-from labtraffic import iperf3  # noqa: E402
+from vpclab.labctl import free_port  # noqa: E402
+from vpclab.labtraffic import iperf3  # noqa: E402
 
 TAG = "faucet"
 VENV = os.path.join(HERE, ".faucet-venv")

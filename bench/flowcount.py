@@ -7,7 +7,7 @@ Pure: no switches, no root.  For each size (10 / 100 / 1,000 / 5,000 ports;
 --quick stops at 1,000) it builds the synthetic model of bench/scenario.py
 (hosts x ports per host, tenants mixed VLAN/VXLAN/GRE, every tenant on
 several hosts, every port in the default security group), compiles every
-host's bridge with ``controller.compiler.compile_datapath`` (all bridges
+host's bridge with ``controller.compile.datapath.compile_datapath`` (all bridges
 connected, the scenario's port numbers) and puts next to it the "Flow count"
 formula of docs/pipeline.md, evaluated on the same host (P, T, N, R, S).
 The formula's coefficients are read from the document itself, so the
@@ -66,7 +66,7 @@ def measure(size, coef):
     hosts, ppp, tenants, tph = size
     sc = Scenario(hosts, ppp, tenants, tph)
     state, topo = sc.state(), sc.topo()
-    from controller.compiler import compile_datapath
+    from controller.compile.datapath import compile_datapath
     rows, times = [], []
     for h in range(hosts):
         t0 = time.perf_counter()
@@ -107,7 +107,7 @@ def run(quick=False):
     for size in sizes:
         common.log("flowcount", f"{size[0] * size[1]} ports ({size[0]} hosts x {size[1]})")
         results.append(measure(size, coef))
-    from controller.compiler import base_flows
+    from controller.compile.datapath import base_flows
     return {"formula": coef, "table_defaults_compiler": len(base_flows()),
             "load_avg_at_start": load,
             "formula_text": "{base} + {P}·P + {N}·N + {T}·T + {S}·S + {R}·R".format(**coef),

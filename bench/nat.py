@@ -25,10 +25,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
-import labctl  # noqa: E402
+sys.path.insert(0, os.path.dirname(HERE))
+from vpclab import labctl  # noqa: E402
 from common import emit  # noqa: E402
-import lablib  # noqa: E402
+from vpclab import lablib  # noqa: E402
 
 SERVER = """
 import socket, threading

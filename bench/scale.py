@@ -80,7 +80,7 @@ def parse_args(argv=None):
 
 
 def expected_flows(sc, profile):
-    from controller.compiler import compile_datapath
+    from controller.compile.datapath import compile_datapath
     state, topo = sc.state(), sc.topo()
     out = {}
     t0 = time.perf_counter()
@@ -179,7 +179,7 @@ def run_size(args, hosts, ports, tenants, tph):
               "expected_flows_per_switch": sorted(set(expected.values())),
               "offline_compile_all_s": round(compile_s, 2),
               "offline_compile_profile": compile_prof,
-              "state_preload": "controller.store.MsgpackStore snapshot written before start "
+              "state_preload": "controller.store.msgpack_store.MsgpackStore snapshot written before start "
                                "(bench/scenario.py; hosts/tenants/subnets via VpcService)",
               "inactivity_probe_ms": args.inactivity_probe or "OVS default (5000)",
               "controller_settings": controller_settings()}

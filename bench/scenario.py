@@ -18,7 +18,7 @@ IPAM, default security groups) over an in-memory store; ports are written as
 the records ``create_port`` would write (IP, MAC and serial chosen here,
 deterministically, instead of by 5,000 scans of IPAM: same records, much
 faster).  ``ops()`` is the whole state as store ops; ``write_store(dir)``
-puts them into a ``controller.store.MsgpackStore`` snapshot the controller
+puts them into a ``controller.store.msgpack_store.MsgpackStore`` snapshot the controller
 loads at start.
 """
 import os
@@ -29,8 +29,10 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from controller.model import Port, State, record  # noqa: E402
-from controller.store import MsgpackStore, Store, apply_ops  # noqa: E402
+from controller.model.state import Port, State, record  # noqa: E402
+from controller.store.base import Store# noqa: E402
+from controller.model.ops import apply_ops# noqa: E402
+from controller.store.msgpack_store import MsgpackStore# noqa: E402
 
 DPID_BASE = 0x5CA1E000_00000000
 UPLINK, UPLINK_OFPORT = "patch-phy", 60000
@@ -105,7 +107,7 @@ class Scenario:
         return self._state
 
     def _build(self):
-        from controller.service import VpcService
+        from controller.service.vpc import VpcService
         store = MemStore()
         state = State()
         svc = VpcService(state, store)
@@ -161,7 +163,7 @@ class Scenario:
 
     def compiled_counts(self, state=None, topo=None):
         """{dpid: number of flows compile_datapath gives it}."""
-        from controller.compiler import compile_datapath
+        from controller.compile.datapath import compile_datapath
         state = state or self.state()
         topo = topo or self.topo()
         return {self.dpid(h): len(compile_datapath(state, topo, self.dpid(h)))

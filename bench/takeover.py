@@ -5,7 +5,7 @@
 
 Run as root.  Starts a 3-member etcd cluster on loopback ports, three
 controllers (VPC_STORE=etcd, VPC_LEASE_TTL=--ttl) and a lab ``bto<4 hex>`` of
-two hosts connected to all three (scripts/labmulti.py), one VXLAN tenant with
+two hosts connected to all three (vpclab/labmulti.py), one VXLAN tenant with
 a container on each host.  Then --kills times, under a ping flood between the
 containers: kill -9 the leader and measure
   election_s   kill -> another controller's /v1/health says master
@@ -31,9 +31,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import TimedController, emit, machine  # noqa: E402
-import lablib  # noqa: E402
-from labfaults import PingStream  # noqa: E402
-from labmulti import EtcdCluster, ExtraRelays, leader_of  # noqa: E402
+from vpclab import lablib  # noqa: E402
+from vpclab.labfaults import PingStream  # noqa: E402
+from vpclab.labmulti import EtcdCluster, ExtraRelays, leader_of  # noqa: E402
 
 MASTER_RE = re.compile(r"^(\d+\.\d+) \w+ \S+ dpid ([0-9a-f]{16}): MASTER with generation (\d+)")
 

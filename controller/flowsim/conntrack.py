@@ -4,7 +4,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from controller.flowsim.fields import SimError, format_packet
-from controller.pipeline import (CT_DNAT, CT_EST, CT_INV, CT_NEW, CT_RPL, CT_SNAT, CT_TRK,
+from controller.compile.pipeline import (CT_DNAT, CT_EST, CT_INV, CT_NEW, CT_RPL, CT_SNAT, CT_TRK,
                                  ETH_TYPE_IP)
 
 

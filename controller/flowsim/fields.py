@@ -3,8 +3,8 @@ ovs-vswitchd would refuse at flow-mod time)."""
 import ipaddress
 import re
 
-from controller.flows import MATCH_FIELDS
-from controller.pipeline import CT_INV, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, OFPVID_PRESENT
+from controller.compile.flows import MATCH_FIELDS
+from controller.compile.pipeline import CT_INV, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, OFPVID_PRESENT
 
 
 class SimError(Exception):

@@ -2,7 +2,7 @@
 from collections import deque, namedtuple
 from dataclasses import dataclass
 
-from controller.flows import CONTROLLER
+from controller.compile.flows import CONTROLLER
 from controller.flowsim.fields import PIPELINE_ONLY, SimError
 from controller.flowsim.switch import Simulator
 

@@ -2,12 +2,12 @@
 from collections import namedtuple
 from dataclasses import dataclass, field as dc_field
 
-from controller.flows import Flow
+from controller.compile.flows import Flow
 from controller.flowsim.conntrack import MAX_RECIRC, Conntrack
 from controller.flowsim.fields import (CT_FIELDS, KINDS, SimError, _get, _valid, _value_mask,
                                        format_flow, format_packet,
                                        install_check, to_bits)
-from controller.pipeline import ETH_TYPE_VLAN, OFPVID_PRESENT, Table
+from controller.compile.pipeline import ETH_TYPE_VLAN, OFPVID_PRESENT, Table
 
 
 # --- one switch ---------------------------------------------------------------

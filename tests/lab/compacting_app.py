@@ -10,9 +10,9 @@ import logging
 import os
 
 from apps import vpc
-from controller import store
+from controller.store import msgpack_store as store
 
-LOG = logging.getLogger("controller.store")
+LOG = logging.getLogger("controller.store.msgpack_store")
 _bytes = int(os.environ.get("VPC_TEST_COMPACT_BYTES", 16 * 1024))
 store.MsgpackStore.__init__.__defaults__ = (_bytes,)
 _compact = store.MsgpackStore.compact

@@ -29,7 +29,6 @@ import os
 import re
 import secrets
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -37,11 +36,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-import lablib  # noqa: E402
-# The controller process and the REST client live in scripts/labctl.py so the
+from vpclab import lablib  # noqa: E402
+# The controller process and the REST client live in vpclab/labctl.py so the
 # benchmarks (bench/) start the controller exactly the same way.
-from labctl import ACTIVE as _ACTIVE, Api, Controller, free_port  # noqa: E402,F401
+from vpclab.labctl import ACTIVE as _ACTIVE, Api, Controller, free_port  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------
@@ -96,7 +94,7 @@ def _lab_requirements():
 
 
 # --------------------------------------------------------------------------
-# REST helper and controller (both from scripts/labctl.py)
+# REST helper and controller (both from vpclab/labctl.py)
 
 @pytest.fixture
 def api():

@@ -25,7 +25,7 @@ import time
 import msgpack
 import pytest
 
-from labctl import Api
+from vpclab.labctl import Api
 
 COMPACT_BYTES = 16 * 1024
 THREADS = 8
@@ -269,8 +269,8 @@ def test_kill9_during_a_write_burst_loses_no_acknowledged_write(crash_ctl):
     print(f"\nfinal: snapshot at seq {snap['seq']} with {len(snap['collections'].get('ports', {}))}"
           f" ports, journal {journal} bytes (< {COMPACT_BYTES} + one record)")
     assert journal < COMPACT_BYTES + 4096
-    from controller.model import State
-    from controller.store import MsgpackStore
+    from controller.model.state import State
+    from controller.store.msgpack_store import MsgpackStore
     store = MsgpackStore(ctl.state_dir)
     try:
         offline = State(store.load())

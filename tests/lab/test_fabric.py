@@ -17,8 +17,8 @@ import warnings
 
 import pytest
 
-import lablib
-from labfabric import active_port, arp_burst, fabric_rx_packets, ping_outage
+from vpclab import lablib
+from vpclab.labfabric import active_port, arp_burst, fabric_rx_packets, ping_outage
 
 ARP_TARGET = "10.0.0.200"          # nobody has it: every ARP for it is flooded
 FABRIC_LINKS = 4                   # leaf-spine cables

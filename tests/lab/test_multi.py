@@ -15,18 +15,15 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 import threading
 import time
 import warnings
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import lablib  # noqa: E402
-from labfaults import PingStream  # noqa: E402
-from labmulti import EtcdCluster, ExtraRelays, controllers, leader_of  # noqa: E402
+from vpclab import lablib  # noqa: E402
+from vpclab.labfaults import PingStream  # noqa: E402
+from vpclab.labmulti import EtcdCluster, ExtraRelays, controllers, leader_of  # noqa: E402
 
 TTL = 3
 

@@ -2,7 +2,6 @@
 port forwards (TCP, UDP), floating IPs, SNAT off, and nothing private leaking
 to the outside.  The outside is the lab's <lab>-out namespace: gateway
 203.0.113.1, an "internet" server at 198.51.100.10 behind it."""
-import contextlib
 import os
 import re
 import subprocess
@@ -10,31 +9,13 @@ import time
 
 import pytest
 
-from tests.lab.test_vlan import make_tenant, wait_for
+from tests.support.labhelp import make_tenant, wait_for
+from tests.support.labhelp import serving
 
 HTTP_SERVER = ["python3", "-m", "http.server", "--bind", "{ip}", "{port}"]
 UDP_ECHO = ("import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
             "s.bind(('0.0.0.0',{port}));\n"
             "while True:\n d,a=s.recvfrom(2048);s.sendto(b'echo:'+d,a)")
-
-
-@contextlib.contextmanager
-def serving(lab, ns, *cmd, log=None):
-    """A server process in a namespace for the duration of a block (stopped by pid)."""
-    out = open(log, "w") if log else subprocess.DEVNULL
-    proc = lab.spawn(ns, *cmd, stdout=out, stderr=out)
-    try:
-        time.sleep(0.5)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(3)
-        if log:
-            out.close()
 
 
 def http_server(lab, ns, ip, port, log=None):

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.test_ui import chromium, page_state
+from tests.support.chromium import chromium, page_state
 
 
 def scrape(url):

@@ -10,7 +10,7 @@ import secrets
 
 import pytest
 
-from labtraffic import (INNER_ARP_FILTER, TUNNEL_FILTER, arping, ping, ping_many,
+from vpclab.labtraffic import (INNER_ARP_FILTER, TUNNEL_FILTER, arping, ping, ping_many,
                         tcp_transfer, wait_until)
 
 OVERLAYS = ["vxlan", "gre"]

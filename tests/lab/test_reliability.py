@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from labfaults import PingStream, restart_vswitchd
-from labtraffic import ping, wait_until
+from vpclab.labfaults import PingStream, restart_vswitchd
+from vpclab.labtraffic import ping, wait_until
 
 RECONCILED = re.compile(r"dpid ([0-9a-f]{16}) reconciled in (\d+) ms: (\d+) added, (\d+) removed, "
                         r"(\d+) kept")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.lab.test_vlan import make_tenant, pings
+from tests.support.labhelp import make_tenant, pings
 
 
 def ping_ttl(lab, ns, ip):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.lab.test_nat import serving
-from tests.lab.test_vlan import make_tenant, pings, wait_for
+from tests.support.labhelp import serving
+from tests.support.labhelp import make_tenant, pings, wait_for
 
 HOLD_OPEN = ("import socket,time\n"
              "s=socket.create_connection(('{ip}',{port}),timeout=3)\n"

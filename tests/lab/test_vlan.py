@@ -4,37 +4,11 @@ One 3-host lab for the module (fixtures in conftest.py); each test makes its
 own tenants and containers and removes them.
 """
 import re
-import time
 
 import pytest
+from tests.support.labhelp import flows_of, make_tenant, pings, wait_for
 
 ARP_FLOOD_TARGET = "10.0.0.200"     # nobody has it: every ARP for it is flooded
-
-
-def make_tenant(api, lab, name, network="vlan", cidr="10.0.0.0/24"):
-    a = api(lab.api_url)
-    status, tenant = a.post("/v1/tenants", {"name": name, "network": network})
-    assert status == 201, tenant
-    status, body = a.post(f"/v1/tenants/{name}/subnets", {"cidr": cidr})
-    assert status == 201, body
-    return tenant
-
-
-def wait_for(predicate, timeout=10.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def pings(lab, ns, ip, count=3):
-    return lab.ping(ns, ip, count=count, interval=0.2, wait=1.0)
-
-
-def flows_of(lab, host, *args):
-    return lab.ovs_ofctl(host, "dump-flows", *args)
 
 
 @pytest.fixture

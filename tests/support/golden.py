@@ -37,8 +37,13 @@ def render(f):
 
 def worlds():
     """(name, {switch: [Flow]}) for every golden world."""
-    from tests.unit.worlds import World
-    from tests.unit.test_fabric import FabricWorld, LEAFSPINE, TENANTS, PORTS
+    from tests.support.worlds import World
+    from tests.support.fabric_world import FabricWorld
+    leafspine = {1: [3, 4], 2: [3, 4], 3: [1, 2], 4: [1, 2]}     # leaves 1, 2; spines 3, 4
+    tenants = [("red", "vlan", 10), ("blue", "vlan", 20), ("green", "vxlan", 30)]
+    ports = [("red", 1, "10.0.0.2"), ("red", 2, "10.0.0.3"), ("red", 3, "10.0.0.4"),
+             ("red", 3, "10.0.0.5"), ("blue", 1, "10.0.0.2"), ("blue", 3, "10.0.0.3"),
+             ("green", 1, "10.0.0.2"), ("green", 2, "10.0.0.3")]
     web = {"id": "web80", "direction": "ingress", "protocol": "tcp", "ports": [80, 80],
            "remote": "sg:default"}
     ssh = {"id": "ssh", "direction": "ingress", "protocol": "tcp", "ports": [22, 22],
@@ -77,14 +82,14 @@ def worlds():
                      {"id": "icmp", "direction": "ingress", "protocol": "icmp", "ports": None,
                       "remote": "0.0.0.0/0"}],
         insecure={"p3"}).flows
-    fw = FabricWorld(LEAFSPINE, {1: 1, 2: 2, 3: 2}, TENANTS, PORTS)
+    fw = FabricWorld(leafspine, {1: 1, 2: 2, 3: 2}, tenants, ports)
     yield "fabric_leafspine", fw.flows
-    fw = FabricWorld(LEAFSPINE, {1: [1, 2], 2: 2}, [("red", "vlan", 10)],
+    fw = FabricWorld(leafspine, {1: [1, 2], 2: 2}, [("red", "vlan", 10)],
                      [("red", 1, "10.0.0.2"), ("red", 2, "10.0.0.3")], down=[(1, 3)])
     yield "fabric_dualhomed_cut", fw.flows
     sys.path.insert(0, os.path.join(REPO, "bench"))
     from bench.scenario import Scenario
-    from controller.compiler import compile_datapath
+    from controller.compile.datapath import compile_datapath
     sc = Scenario(hosts=6, ports_per_host=6, tenants=6, tenants_per_host=3)
     state, topo = sc.state(), sc.topo()
     yield "bench_6x6", {sc.dpid(h): compile_datapath(state, topo, sc.dpid(h))

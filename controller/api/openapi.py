@@ -1,0 +1,476 @@
+"""The OpenAPI 3.1 document of REST API v1, served at GET /v1/openapi.json.
+
+Built here in Python rather than kept as a JSON file so that the numbers in it
+(segment ranges, port-forward ports, name patterns) come from the same
+constants the validators use.  `python -m controller.api.openapi` prints it.
+
+The contract the tests hold it to (tests/unit/test_openapi.py,
+tests/unit/test_api_fuzz.py):
+  - every route of RestApi is here and nothing else, with the same methods;
+  - a request body the schema rejects is rejected by the server with a 4xx
+    (the schema is never stricter than the validators: patterns below are
+    exactly the language controller/validate.py accepts, or wider);
+  - a schema-valid body may still get a 4xx for rules a schema cannot say
+    (a gateway inside its subnet, external_port with external_ip, ...), and
+    every such status is listed under the operation;
+  - every response body matches its schema; 204s have none.
+"""
+import functools
+import ipaddress
+import json
+
+from controller.model.state import NETWORK_TYPES, SEGMENT_RANGE
+from controller.compile.pipeline import MAX_FORWARD_PORT, MAX_GROUPS, MAX_TENANT_ID, SNAT_PORTS
+
+# --- string languages, as JSON Schema (ECMA-262) patterns ----------------------
+# Each one matches exactly what the validator in controller/validate.py accepts
+# (or, where noted, a little more: the rest is a documented 400).
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"           # ipaddress.IPv4Address: no leading zeros
+NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+IFNAME = "^[A-Za-z0-9_.:@-]{1,15}$"
+MAC = "^[0-9a-fA-F][02468aceACE]([:-][0-9a-fA-F]{2}){5}$"    # unicast only
+MAC_ZERO = "^00([:-]00){5}$"
+# validate.dpid: drop every ':', drop a leading '0x', then 1-16 hex digits, not 0
+DPID = "^:*(0:*[xX]:*)?([0-9a-fA-F]:*){1,16}$"
+DPID_ZERO = "^:*(0:*[xX]:*)?(0:*)+$"
+
+
+def _mask_pattern():
+    """Prefix lengths 8..29 as ipaddress accepts them: digits (leading zeros
+    allowed), a netmask or a hostmask."""
+    masks = []
+    for p in range(8, 30):
+        net = ipaddress.IPv4Network(f"0.0.0.0/{p}")
+        masks += [str(net.netmask), str(net.hostmask)]
+    escaped = "|".join(m.replace(".", r"\.") for m in masks)
+    return f"(0*([89]|[12][0-9])|{escaped})"
+
+
+CIDR = f"^{IPV4}/{_mask_pattern()}$"
+
+ERROR_CODES = [
+    # 400
+    "invalid", "unknown_field", "missing_field", "out_of_range", "bad_json",
+    # 404
+    "not_found", "unknown_host", "unknown_group",
+    # 405, 413, 415
+    "method_not_allowed", "too_large", "unsupported_media_type",
+    # 409
+    "conflict", "duplicate", "in_use", "overlap", "exhausted", "no_subnet",
+    "ip_in_use", "mac_in_use", "no_external",
+]
+
+
+def _error_text(max_body):
+    return {
+        "400": "Bad input: not JSON, not an object, an unknown or missing field, a value out of "
+               "range or not of its kind, or a rule between fields (see the operation).",
+        "404": "The tenant, host or object in the path (or a host/subnet named in the body) "
+               "does not exist.",
+        "409": "Duplicate, in use, overlapping, or nothing free left.",
+        "413": f"Request body over {max_body} bytes.",
+        "415": "Content-Type is not application/json.",
+    }
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema):
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _obj(props, required=(), closed=True, **extra):
+    out = {"type": "object", "properties": props, "required": list(required)}
+    if closed:
+        out["additionalProperties"] = False
+    out.update(extra)
+    return out
+
+
+def _schemas():
+    ipv4 = {"type": "string", "format": "ipv4", "pattern": f"^{IPV4}$",
+            "example": "198.18.0.11"}
+    s = {
+        "Error": _obj({"error": _obj({
+            "code": {"type": "string", "enum": ERROR_CODES,
+                     "description": "A stable word for programs."},
+            "message": {"type": "string", "minLength": 1,
+                        "description": "A sentence for people."}},
+            ("code", "message"))}, ("error",),
+            example={"error": {"code": "duplicate", "message": "tenant 'red' already exists"}}),
+        "Name": {"type": "string", "pattern": NAME, "example": "red",
+                 "description": "1-63 of letters, digits, '_', '.', '-', starting with a "
+                                "letter or digit."},
+        "IfName": {"type": "string", "pattern": IFNAME, "not": {"enum": [".", ".."]},
+                   "example": "vethc1",
+                   "description": "An OVS port / Linux interface name: 1-15 of letters, "
+                                  "digits, '_.:@-'."},
+        "IPv4": ipv4,
+        "Cidr": {"type": "string", "pattern": CIDR, "example": "10.0.0.0/24",
+                 "description": "An IPv4 network, prefix /8 to /29, host bits zero (a "
+                                "network with host bits set is a 400)."},
+        "Mac": {"type": "string", "pattern": MAC, "not": {"pattern": MAC_ZERO},
+                "example": "02:00:00:aa:bb:cc",
+                "description": "A unicast MAC, ':' or '-' separated, any case; returned "
+                               "lowercase with ':'."},
+        "Dpid": {"oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": 2 ** 64 - 1},
+            {"type": "string", "pattern": DPID, "not": {"pattern": DPID_ZERO},
+             "description": "Up to 16 hex digits, optionally '0x' and ':' separated."}],
+            "example": "00000000000000a1"},
+        "DpidOut": {"type": "string", "pattern": "^[0-9a-f]{16}$",
+                    "example": "00000000000000a1"},
+        "Network": {"type": "string", "enum": list(NETWORK_TYPES)},
+    }
+    s["Health"] = _obj({
+        "status": {"type": "string", "enum": ["ok"]},
+        "switches": {"type": "integer", "minimum": 0,
+                     "description": "Switches connected over OpenFlow."},
+        "packet_ins": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "hosts": {"type": "integer", "minimum": 0},
+        "tenants": {"type": "integer", "minimum": 0},
+        "ports": {"type": "integer", "minimum": 0},
+        "pid": {"type": "integer", "minimum": 1}}, ("status",), closed=False,
+        description="Open: the controller may add counters.")
+    s["Topology"] = _obj({
+        "directed": {"type": "boolean"}, "multigraph": {"type": "boolean"},
+        "graph": {"type": "object"},
+        "nodes": {"type": "array", "items": {"type": "object", "required": ["id"]}},
+        "links": {"type": "array", "items": {"type": "object",
+                                             "required": ["source", "target"]}}},
+        closed=False, description="networkx node-link JSON of hosts, datapaths, ports and "
+                                  "the tunnel mesh.")
+    s["HostCreate"] = _obj({
+        "name": _ref("Name"), "dpid": _ref("Dpid"), "tunnel_ip": _ref("IPv4"),
+        "uplink_port": _nullable(_ref("IfName")),
+        "external_port": _nullable(_ref("IfName")),
+        "external_ip": _nullable(_ref("IPv4")),
+        "external_gateway": _nullable(_ref("IPv4"))}, ("name", "dpid", "tunnel_ip"),
+        description="external_port and external_ip go together; external_gateway needs them "
+                    "and differs from external_ip; uplink_port differs from external_port "
+                    "(each a 400). null means absent.",
+        example={"name": "h1", "dpid": "00000000000000a1", "tunnel_ip": "198.18.0.11",
+                 "uplink_port": "patch-phy"})
+    s["Host"] = _obj({
+        "name": _ref("Name"), "dpid": _ref("DpidOut"), "tunnel_ip": _ref("IPv4"),
+        "uplink_port": _nullable(_ref("IfName")),
+        "external_port": _nullable(_ref("IfName")),
+        "external_ip": _nullable(_ref("IPv4")),
+        "external_gateway": _nullable(_ref("IPv4")),
+        "connected": {"type": "boolean",
+                      "description": "Its bridge is connected to this controller now."}},
+        ("name", "dpid", "tunnel_ip", "uplink_port", "external_port", "external_ip",
+         "external_gateway", "connected"))
+    variants = []
+    for network in NETWORK_TYPES:
+        lo, hi = SEGMENT_RANGE[network]
+        variants.append(_obj({
+            "name": _ref("Name"), "network": {"const": network},
+            "segment": _nullable({"type": "integer", "minimum": lo, "maximum": hi})},
+            ("name", "network"), title=f"{network} tenant"))
+    s["TenantCreate"] = {
+        "oneOf": variants,
+        "description": "segment: VLAN id 1-4094, VXLAN VNI 1-16777215 or GRE key "
+                       "1-4294967295; allocated (lowest free) when absent or null.",
+        "example": {"name": "red", "network": "vxlan"}}
+    s["Tenant"] = _obj({
+        "name": _ref("Name"), "network": _ref("Network"),
+        "segment": {"type": "integer", "minimum": 1, "maximum": SEGMENT_RANGE["gre"][1]},
+        "id": {"type": "integer", "minimum": 1, "maximum": MAX_TENANT_ID,
+               "description": "Internal id: metadata value, cookie owner, conntrack zone."},
+        "subnets": {"type": "array", "items": _ref("Cidr")},
+        "ports": {"type": "integer", "minimum": 0},
+        "router_mac": {"type": "string", "pattern": "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"},
+        "snat": {"type": "boolean"},
+        "snat_ports": _nullable({"type": "array", "minItems": 2, "maxItems": 2,
+                                 "items": {"type": "integer", "minimum": SNAT_PORTS[0],
+                                           "maximum": SNAT_PORTS[1]},
+                                 "description": "First and last source port SNAT uses on "
+                                                "each host's external IP."})},
+        ("name", "network", "segment", "id", "subnets", "ports", "router_mac", "snat",
+         "snat_ports"))
+    s["SubnetCreate"] = _obj({"cidr": _ref("Cidr"), "gateway": _nullable(_ref("IPv4"))},
+                             ("cidr",),
+                             description="gateway: a usable address of cidr (400 otherwise); "
+                                         "the first one when absent. No overlap with the "
+                                         "tenant's other subnets (409).",
+                             example={"cidr": "10.0.0.0/24"})
+    s["Subnet"] = _obj({"tenant": _ref("Name"), "cidr": _ref("Cidr"), "gateway": _ref("IPv4"),
+                        "ports": {"type": "integer", "minimum": 0}},
+                       ("tenant", "cidr", "gateway", "ports"))
+    s["PortCreate"] = _obj({
+        "host": _ref("Name"), "port": _ref("IfName"),
+        "ip": _nullable(_ref("IPv4")), "mac": _nullable(_ref("Mac")),
+        "subnet": _nullable(_ref("Cidr")),
+        "security_groups": _nullable({"type": "array", "items": {"type": "string"}}),
+        "port_security": {"type": "boolean"}}, ("host", "port"),
+        description="ip: inside one of the tenant's subnets (or `subnet`), not its network, "
+                    "broadcast or gateway address (400); allocated when absent. mac: random "
+                    "locally administered when absent. security_groups: names of the "
+                    "tenant's groups (404 unknown_group), ['default'] when absent; "
+                    "port_security false (no anti-spoofing, no groups) takes no groups (400).",
+        example={"host": "h1", "port": "vethc1"})
+    s["Port"] = _obj({
+        "id": {"type": "string"}, "tenant": _ref("Name"), "host": _ref("Name"),
+        "port": _ref("IfName"), "ip": _ref("IPv4"),
+        "mac": {"type": "string", "pattern": "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"},
+        "prefixlen": {"type": "integer", "minimum": 8, "maximum": 29},
+        "gateway": _ref("IPv4"), "subnet": _ref("Cidr"),
+        "mtu": {"type": "integer", "minimum": 1},
+        "status": {"type": "string", "enum": ["up", "down"],
+                   "description": "up while the OVS port exists on the host's br-int."},
+        "ofport": _nullable({"type": "integer", "minimum": 1}),
+        "security_groups": {"type": "array", "items": _ref("Name")},
+        "port_security": {"type": "boolean"}},
+        ("id", "tenant", "host", "port", "ip", "mac", "prefixlen", "gateway", "subnet", "mtu",
+         "status", "ofport", "security_groups", "port_security"))
+    s["PortUpdate"] = _obj({
+        "security_groups": _nullable({"type": "array", "items": {"type": "string"}}),
+        "port_security": {"type": "boolean"}}, (),
+        description="Change a port's security groups or port security; absent fields keep "
+                    "their value.",
+        example={"security_groups": ["default", "web"]})
+    ports = {"oneOf": [
+        {"type": "integer", "minimum": 1, "maximum": 65535},
+        {"type": "string", "pattern": "^[0-9]{1,5}(-[0-9]{1,5})?$",
+         "description": "'22' or '8000-8080', 1 <= first <= last <= 65535 (400 otherwise)."},
+        {"type": "null"}]}
+    s["RuleCreate"] = _obj({
+        "direction": {"type": "string", "enum": ["ingress", "egress"]},
+        "protocol": {"type": "string", "enum": ["tcp", "udp", "icmp", "any"],
+                     "description": "any when absent."},
+        "ports": ports,
+        "remote": {"type": "string",
+                   "description": "An IPv4 CIDR (host bits are dropped) or 'sg:<group>' (the "
+                                  "members of that group of the tenant: 404 unknown_group if "
+                                  "there is none); 0.0.0.0/0 when absent."}},
+        ("direction",),
+        description="An allow rule. ports only with protocol tcp or udp (400).",
+        example={"direction": "ingress", "protocol": "tcp", "ports": "22",
+                 "remote": "10.0.0.0/24"})
+    s["Rule"] = _obj({
+        "id": {"type": "string"}, "direction": {"type": "string", "enum": ["ingress", "egress"]},
+        "protocol": {"type": "string", "enum": ["tcp", "udp", "icmp", "any"]},
+        "ports": _nullable({"type": "string", "pattern": "^[0-9]{1,5}(-[0-9]{1,5})?$"}),
+        "remote": {"type": "string"}}, ("id", "direction", "protocol", "ports", "remote"))
+    s["SecurityGroupCreate"] = _obj({
+        "name": _ref("Name"), "rules": {"type": "array", "items": _ref("RuleCreate")}},
+        ("name",), description=f"At most {MAX_GROUPS} groups per tenant (409 exhausted).",
+        example={"name": "web", "rules": [{"direction": "ingress", "protocol": "tcp",
+                                           "ports": "80", "remote": "0.0.0.0/0"}]})
+    s["SecurityGroupRules"] = _obj({"rules": {"type": "array", "items": _ref("RuleCreate")}},
+                                   ("rules",), example={"rules": []})
+    s["SecurityGroup"] = _obj({
+        "tenant": _ref("Name"), "name": _ref("Name"),
+        "index": {"type": "integer", "minimum": 0, "maximum": MAX_GROUPS - 1},
+        "rules": {"type": "array", "items": _ref("Rule")},
+        "ports": {"type": "array", "items": {"type": "string"},
+                  "description": "Ids of the ports in the group."}},
+        ("tenant", "name", "index", "rules", "ports"))
+    s["SnatSet"] = _obj({"enabled": {"type": "boolean"}}, ("enabled",),
+                        example={"enabled": True})
+    s["PortForwardCreate"] = _obj({
+        "port_id": {"type": "string"},
+        "protocol": {"type": "string", "enum": ["tcp", "udp"]},
+        "external_port": {"type": "integer", "minimum": 1, "maximum": MAX_FORWARD_PORT,
+                          "description": "Below the SNAT source-port space."},
+        "internal_port": {"type": "integer", "minimum": 1, "maximum": 65535}},
+        ("port_id", "protocol", "external_port", "internal_port"),
+        description="The port's host needs an external network (409 no_external); "
+                    "(host, protocol, external_port) is unique (409 duplicate).",
+        example={"port_id": "3f2a9c1d7e4b", "protocol": "tcp", "external_port": 2222,
+                 "internal_port": 22})
+    s["PortForward"] = _obj({
+        "id": {"type": "string"}, "tenant": _ref("Name"), "port_id": {"type": "string"},
+        "protocol": {"type": "string", "enum": ["tcp", "udp"]},
+        "external_ip": _nullable(_ref("IPv4")),
+        "external_port": {"type": "integer", "minimum": 1, "maximum": MAX_FORWARD_PORT},
+        "internal_ip": _nullable(_ref("IPv4")),
+        "internal_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+        "host": _nullable(_ref("Name"))},
+        ("id", "tenant", "port_id", "protocol", "external_ip", "external_port", "internal_ip",
+         "internal_port", "host"))
+    s["FloatingIPCreate"] = _obj({"port_id": {"type": "string"}, "external_ip": _ref("IPv4")},
+                                 ("port_id", "external_ip"),
+                                 description="external_ip is unique and no host's address "
+                                             "(409); one per private IP (409).",
+                                 example={"port_id": "3f2a9c1d7e4b",
+                                          "external_ip": "203.0.113.100"})
+    s["FloatingIP"] = _obj({
+        "id": {"type": "string"}, "tenant": _ref("Name"), "external_ip": _ref("IPv4"),
+        "ip": _ref("IPv4"), "port_id": _nullable({"type": "string"}),
+        "host": _nullable(_ref("Name"))},
+        ("id", "tenant", "external_ip", "ip", "port_id", "host"),
+        description="port_id and host are null while no port holds the private IP.")
+    return s
+
+
+def _json(schema, description):
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes):
+    return {str(c): {"$ref": f"#/components/responses/E{c}"} for c in codes}
+
+
+def _param(name, description, example):
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}, "example": example}
+
+
+P_HOST = _param("host", "Host name.", "h1")
+P_TENANT = _param("tenant", "Tenant name.", "red")
+P_SUBNET = _param("subnet", "The subnet's CIDR with '_' for '/'.", "10.0.0.0_24")
+P_PORT = _param("port_id", "Port id.", "3f2a9c1d7e4b")
+P_FORWARD = _param("forward_id", "Port forward id.", "9b1e0c2d4a6f")
+P_FIP = _param("fip_id", "Floating IP id.", "5c7d9e1f3a2b")
+P_GROUP = _param("group", "Security group name.", "default")
+P_RULE = _param("rule_id", "Rule id.", "4e5f6a7b")
+
+
+def _op(op_id, summary, ok, *errors, body=None, params=(), tag=None, description=None):
+    status, schema, text = ok
+    responses = {str(status): {"description": text} if schema is None
+                 else _json(schema, text)}
+    codes = set(errors)
+    if body is not None:
+        codes |= {400, 413, 415}
+    responses.update(_errors(*sorted(codes)))
+    op = {"operationId": op_id, "summary": summary, "tags": [tag] if tag else [],
+          "responses": responses}
+    if description:
+        op["description"] = description
+    if params:
+        op["parameters"] = list(params)
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": _ref(body)}}}
+    return op
+
+
+def _collection(tag, singular, base, item_path, params, item_param, create, schema,
+                create_errors, delete_errors, delete_text):
+    """list + create on base, get + delete on base/{id}."""
+    return {
+        base: {
+            "get": _op(f"list{schema}s", f"List the tenant's {singular}s.",
+                       (200, {"type": "array", "items": _ref(schema)}, f"The {singular}s."),
+                       404, params=params, tag=tag),
+            "post": _op(f"create{schema}", f"Create a {singular}.",
+                        (201, _ref(schema), f"The new {singular}."), *create_errors,
+                        body=create, params=params, tag=tag),
+        },
+        item_path: {
+            "get": _op(f"get{schema}", f"One {singular}.", (200, _ref(schema), singular), 404,
+                       params=params + [item_param], tag=tag),
+            "delete": _op(f"delete{schema}", f"Delete a {singular}.",
+                          (204, None, "Deleted."), *delete_errors,
+                          params=params + [item_param], tag=tag, description=delete_text),
+        },
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def document():
+    from controller.api.rest import MAX_BODY, MAX_DEPTH   # rest serves this: import late
+    t = "/v1/tenants/{tenant}"
+    paths = {
+        "/v1/health": {"get": _op("health", "Liveness and counts.",
+                                  (200, _ref("Health"), "The controller is up."), tag="meta")},
+        "/v1/topology": {"get": _op("topology", "The learned topology graph.",
+                                    (200, _ref("Topology"), "networkx node-link JSON."),
+                                    tag="meta")},
+        "/v1/openapi.json": {"get": _op("openapi", "This document.",
+                                        (200, {"type": "object"}, "OpenAPI 3.1."),
+                                        tag="meta")},
+        "/v1/hosts": {
+            "get": _op("listHosts", "List hosts.",
+                       (200, {"type": "array", "items": _ref("Host")}, "All hosts, by name."),
+                       tag="hosts"),
+            "post": _op("createHost", "Register a host (its br-int's dpid and tunnel IP).",
+                        (201, _ref("Host"), "The new host."), 409, body="HostCreate",
+                        tag="hosts"),
+        },
+        "/v1/hosts/{host}": {
+            "get": _op("getHost", "One host.", (200, _ref("Host"), "The host."), 404,
+                       params=[P_HOST], tag="hosts"),
+            "delete": _op("deleteHost", "Forget a host.", (204, None, "Deleted."), 404, 409,
+                          params=[P_HOST], tag="hosts",
+                          description="Refused (409 in_use) while ports are attached on it."),
+        },
+        "/v1/tenants": {
+            "get": _op("listTenants", "List tenants.",
+                       (200, {"type": "array", "items": _ref("Tenant")}, "All tenants."),
+                       tag="tenants"),
+            "post": _op("createTenant", "Create a tenant (a VPC).",
+                        (201, _ref("Tenant"), "The new tenant."), 409, body="TenantCreate",
+                        tag="tenants"),
+        },
+        t: {
+            "get": _op("getTenant", "One tenant.", (200, _ref("Tenant"), "The tenant."), 404,
+                       params=[P_TENANT], tag="tenants"),
+            "delete": _op("deleteTenant", "Delete a tenant, its subnets and floating IPs.",
+                          (204, None, "Deleted."), 404, 409, params=[P_TENANT], tag="tenants",
+                          description="Refused (409 in_use) while it has ports."),
+        },
+        t + "/snat": {
+            "put": _op("setSnat", "Turn SNAT to the outside on or off for a tenant.",
+                       (200, _ref("Tenant"), "The tenant."), 404, body="SnatSet",
+                       params=[P_TENANT], tag="nat"),
+        },
+    }
+    paths.update(_collection("subnets", "subnet", t + "/subnets", t + "/subnets/{subnet}",
+                             [P_TENANT], P_SUBNET, "SubnetCreate", "Subnet", (404, 409),
+                             (404, 409), "Refused (409 in_use) while ports use it."))
+    paths.update(_collection("ports", "port", t + "/ports", t + "/ports/{port_id}",
+                             [P_TENANT], P_PORT, "PortCreate", "Port", (404, 409),
+                             (404,), "Also deletes the port's port forwards."))
+    paths[t + "/ports/{port_id}"]["patch"] = _op(
+        "updatePort", "Change a port's security groups or port security.",
+        (200, _ref("Port"), "The port."), 404, body="PortUpdate", params=[P_TENANT, P_PORT],
+        tag="ports")
+    sg = t + "/security-groups"
+    paths.update(_collection("security-groups", "security group", sg, sg + "/{group}",
+                             [P_TENANT], P_GROUP, "SecurityGroupCreate", "SecurityGroup",
+                             (404, 409), (404, 409),
+                             "Refused (409 in_use) for the default group, a group ports use, "
+                             "and a group other groups' rules name as remote."))
+    paths[sg + "/{group}"]["put"] = _op(
+        "replaceRules", "Replace a security group's rules.",
+        (200, _ref("SecurityGroup"), "The group."), 404, body="SecurityGroupRules",
+        params=[P_TENANT, P_GROUP], tag="security-groups")
+    paths[sg + "/{group}/rules"] = {"post": _op(
+        "addRule", "Add a rule to a security group.", (201, _ref("Rule"), "The new rule."), 404,
+        body="RuleCreate", params=[P_TENANT, P_GROUP], tag="security-groups")}
+    paths[sg + "/{group}/rules/{rule_id}"] = {"delete": _op(
+        "deleteRule", "Delete a rule.", (204, None, "Deleted."), 404,
+        params=[P_TENANT, P_GROUP, P_RULE], tag="security-groups")}
+    paths.update(_collection("port-forwards", "port forward", t + "/port-forwards",
+                             t + "/port-forwards/{forward_id}", [P_TENANT], P_FORWARD,
+                             "PortForwardCreate", "PortForward", (404, 409), (404,), None))
+    paths.update(_collection("floating-ips", "floating IP", t + "/floating-ips",
+                             t + "/floating-ips/{fip_id}", [P_TENANT], P_FIP,
+                             "FloatingIPCreate", "FloatingIP", (404, 409), (404,), None))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "vpc-controller REST API", "version": "1",
+            "description": "AWS-VPC-like networks for containers on Open vSwitch. JSON in and "
+                           "out. Every accepted change is on disk before the reply; a "
+                           f"rejected request changes nothing. Bodies: at most {MAX_BODY} "
+                           f"bytes, nested at most {MAX_DEPTH} deep.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "responses": {f"E{code}": _json(_ref("Error"), text)
+                          for code, text in _error_text(MAX_BODY).items()},
+        },
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(document(), indent=1))

@@ -1,0 +1,74 @@
+"""Allocation of the numbers a user may leave out: IPs, MACs, segments, ids.
+
+Pure functions over a State.  Choices are deterministic where that costs
+nothing (lowest free IP, lowest free segment) so that two runs of the same
+script give the same addresses; MACs are random locally administered
+addresses because they must also be unique against MACs users chose.
+"""
+import ipaddress
+import random
+
+from controller.model.state import SEGMENT_RANGE
+from controller.compile.pipeline import MAX_PORT_SERIAL, MAX_TENANT_ID
+
+_rng = random.SystemRandom()
+
+
+class Exhausted(Exception):
+    pass
+
+
+def lowest_free(used, lo, hi):
+    n = lo
+    for u in sorted(x for x in used if lo <= x <= hi):
+        if u > n:
+            break
+        if u == n:
+            n += 1
+    if n > hi:
+        raise Exhausted()
+    return n
+
+
+def tenant_id(state):
+    return lowest_free({t.id for t in state.tenants.values()}, 1, MAX_TENANT_ID)
+
+
+def port_serial(state):
+    return lowest_free({p.serial for p in state.ports.values()}, 1, MAX_PORT_SERIAL)
+
+
+def segment(state, network):
+    lo, hi = SEGMENT_RANGE[network]
+    used = {t.segment for t in state.tenants.values() if t.network == network}
+    return lowest_free(used, lo, hi)
+
+
+def reserved_ips(subnet):
+    net = subnet.net
+    return {str(net.network_address), str(net.broadcast_address), subnet.gateway}
+
+
+def ip_in_subnet(state, subnet):
+    """Lowest address of the subnet that is not reserved or taken."""
+    taken = reserved_ips(subnet) | {p.ip for p in state.ports.values()
+                                    if p.tenant == subnet.tenant and p.subnet == subnet.cidr}
+    for host in subnet.net.hosts():
+        ip = str(host)
+        if ip not in taken:
+            return ip
+    raise Exhausted()
+
+
+def mac(state):
+    taken = {p.mac for p in state.ports.values()}
+    for _ in range(1000):
+        octets = [0x02] + [_rng.randrange(256) for _ in range(5)]
+        candidate = ":".join(f"{o:02x}" for o in octets)
+        if candidate not in taken:
+            return candidate
+    raise Exhausted()
+
+
+def first_usable(net: ipaddress.IPv4Network):
+    return str(net.network_address + 1)

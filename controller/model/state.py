@@ -1,0 +1,245 @@
+"""The desired state: hosts, tenants (VPCs), subnets and ports.
+
+Plain dataclasses in plain dicts.  `State` is what the store persists and what
+the compiler reads; it is changed only by `State.apply(ops)`, with ops that the
+service has already validated and the store has already made durable.
+"""
+import copy
+import ipaddress
+from dataclasses import asdict, dataclass, fields
+
+from controller.model.ops import apply_ops
+
+NETWORK_TYPES = ("vlan", "vxlan", "gre")
+SEGMENT_RANGE = {"vlan": (1, 4094), "vxlan": (1, 16_777_215), "gre": (1, 4_294_967_295)}
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    dpid: int
+    tunnel_ip: str
+    uplink_port: object = None
+    external_port: object = None
+    external_ip: object = None
+    external_gateway: object = None    # next hop for NAT'd traffic (its MAC is ARPed for)
+
+    @property
+    def has_external(self):
+        return bool(self.external_port and self.external_ip)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    network: str
+    segment: int
+    id: int            # small internal id: metadata value, cookie owner, ct zone
+    snat: bool = False
+
+
+@dataclass(frozen=True)
+class Subnet:
+    tenant: str
+    cidr: str
+    gateway: str
+
+    @property
+    def net(self):
+        return ipaddress.IPv4Network(self.cidr)
+
+
+@dataclass(frozen=True)
+class Port:
+    id: str
+    tenant: str
+    host: str
+    port: str          # OVS port name on the host's integration bridge
+    ip: str
+    mac: str
+    subnet: str        # the subnet's CIDR
+    serial: int        # small integer: cookie owner, conntrack zone (pipeline.port_zone)
+    security_groups: tuple = ("default",)
+    port_security: bool = True     # False: no anti-spoofing, no security groups (appliances)
+
+    @property
+    def secured(self):
+        return self.port_security
+
+
+@dataclass(frozen=True)
+class PortForward:
+    """host external_ip:external_port -> the port's ip:internal_port.  Lives
+    and dies with its port: the host is always the port's host."""
+    id: str
+    tenant: str
+    port_id: str
+    protocol: str      # tcp | udp
+    external_port: int
+    internal_port: int
+    serial: int
+
+
+@dataclass(frozen=True)
+class FloatingIP:
+    """1:1 NAT of an external IP to a tenant's private IP.  Bound to the IP,
+    not the port object: detach and attach elsewhere with the same IP, and the
+    floating IP follows to the new host (like an AWS Elastic IP association)."""
+    id: str
+    tenant: str
+    external_ip: str
+    ip: str
+    serial: int
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    """Stateful allow-rules, AWS style.  `index` is the group's bit in the
+    registers that carry group membership (pipeline.MAX_GROUPS per tenant).
+    rules: [{"id", "direction", "protocol", "ports": [lo, hi] | None,
+             "remote": "a.b.c.d/n" | "sg:<name>"}]"""
+    tenant: str
+    name: str
+    index: int
+    rules: tuple = ()
+
+
+def group_key(tenant, name):
+    return f"{tenant}/{name}"
+
+
+KINDS = {"hosts": Host, "tenants": Tenant, "subnets": Subnet, "ports": Port,
+         "port_forwards": PortForward, "floating_ips": FloatingIP,
+         "security_groups": SecurityGroup}
+
+
+def subnet_key(tenant, cidr):
+    return f"{tenant}/{cidr}"
+
+
+def record(obj):
+    return asdict(obj)
+
+
+def from_record(kind, data):
+    cls = KINDS[kind]
+    names = {f.name for f in fields(cls)}
+    # msgpack gives lists back; the dataclasses hold tuples (hashable, one spelling)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v
+                  for k, v in data.items() if k in names})
+
+
+class State:
+    """All desired state, indexed the ways the service and compiler ask.
+
+    The per-tenant / per-host / per-dpid indexes are built lazily on first
+    query and dropped by every mutation (apply, copy): the compiler asks
+    "ports of tenant T" thousands of times per switch, and a scan of every
+    port each time made compiling N hosts O(N^2) at a few thousand ports.
+    The collections are only ever changed through apply().
+    """
+
+    def __init__(self, collections=None):
+        self._idx = {}
+        self.hosts = {}
+        self.tenants = {}
+        self.subnets = {}
+        self.ports = {}
+        self.port_forwards = {}
+        self.floating_ips = {}
+        self.security_groups = {}
+        for kind, items in (collections or {}).items():
+            if kind in KINDS:
+                for key, data in items.items():
+                    getattr(self, kind)[key] = from_record(kind, data)
+
+    def to_collections(self):
+        return {kind: {k: record(v) for k, v in getattr(self, kind).items()} for kind in KINDS}
+
+    def apply(self, ops):
+        """Apply validated ops: ("put", kind, key, record) / ("del", kind, key)."""
+        self._idx = {}
+        apply_ops({kind: getattr(self, kind) for kind in KINDS}, ops, from_record)
+
+    def copy(self):
+        return copy.copy(self)._shallow()
+
+    def snapshot(self):
+        """This state as a copy nobody will change, the same object until the
+        next apply().  For readers that yield midway (the controller compiles
+        in pieces and lets REST requests run in between): they must not see
+        half of a change, nor a dict changing size under them."""
+        snap = self._idx.get("snapshot")
+        if snap is None:
+            snap = self._idx["snapshot"] = self.copy()
+        return snap
+
+    def _shallow(self):
+        self._idx = {}
+        for kind in KINDS:
+            setattr(self, kind, dict(getattr(self, kind)))
+        return self
+
+    # --- queries -------------------------------------------------------
+    def subnets_of(self, tenant):
+        return sorted((s for s in self.subnets.values() if s.tenant == tenant),
+                      key=lambda s: (s.net.network_address, s.net.prefixlen))
+
+    def _index(self, kind, attr, grouped=False):
+        """{value of attr: record} over one collection (the first record with it),
+        or with grouped {value: [records by serial]}; built once per state."""
+        name = (kind, attr, grouped)
+        idx = self._idx.get(name)
+        if idx is None:
+            idx = self._idx[name] = {}
+            items = getattr(self, kind).values()
+            if grouped:
+                for r in sorted(items, key=lambda r: r.serial):
+                    idx.setdefault(getattr(r, attr), []).append(r)
+            else:
+                for r in items:
+                    idx.setdefault(getattr(r, attr), r)
+        return idx
+
+    def ports_of(self, tenant):
+        return list(self._index("ports", "tenant", grouped=True).get(tenant, ()))
+
+    def ports_on(self, host):
+        return list(self._index("ports", "host", grouped=True).get(host, ()))
+
+    def groups_of(self, tenant):
+        return sorted((g for g in self.security_groups.values() if g.tenant == tenant),
+                      key=lambda g: g.index)
+
+    def group_bits(self, port):
+        """reg3/reg4 value: the bits of the port's security groups."""
+        bits = 0
+        for name in port.security_groups if port.port_security else ():
+            g = self.security_groups.get(group_key(port.tenant, name))
+            if g is not None:
+                bits |= 1 << g.index
+        return bits
+
+    def forwards_of_port(self, port_id):
+        return sorted((f for f in self.port_forwards.values() if f.port_id == port_id),
+                      key=lambda f: f.serial)
+
+    def forwards_of(self, tenant):
+        return sorted((f for f in self.port_forwards.values() if f.tenant == tenant),
+                      key=lambda f: f.serial)
+
+    def fips_of(self, tenant):
+        return sorted((f for f in self.floating_ips.values() if f.tenant == tenant),
+                      key=lambda f: f.serial)
+
+    def port_with_ip(self, tenant, ip):
+        for p in self.ports.values():
+            if p.tenant == tenant and p.ip == ip:
+                return p
+        return None
+
+    def host_by_dpid(self, dpid):
+        return self._index("hosts", "dpid").get(dpid)
+
+    def tenant_by_id(self, tid):
+        return self._index("tenants", "id").get(tid)
