@@ -57,6 +57,15 @@ class TopoView:
         """Up links between datapaths: sorted (dpid_a, port_a, dpid_b, port_b)."""
         return self._links
 
+    def fabric(self, host_dpids):
+        """The Fabric (topology/fabric.py) between the hosts' bridges: every
+        connected datapath that is not one of `host_dpids` is a fabric switch.
+        The one place that says so, for the compiler and for the graph's
+        node-link view alike."""
+        hosts = set(host_dpids)
+        switches = [d for d in self.dpids() if self.connected(d) and d not in hosts]
+        return fabric_for(switches, hosts, self.links())
+
     def connected(self, dpid):
         dp = self._dps.get(dpid)
         return bool(dp and dp.connected)
@@ -160,15 +169,31 @@ class Topology:
         node["gateway_mac"] = mac
         return True
 
-    def port_added(self, dpid, name, number, mac=None):
+    def port_added(self, dpid, name, number, mac=None, link_down=False):
         self._changed()
         node = dp_node(dpid)
         if node not in self.graph:
             self.graph.add_node(node, kind="datapath", dpid=f"{dpid:016x}", connected=True)
         pn = port_node(dpid, name)
         self.graph.add_node(pn, kind="port", name=name, ofport=number, dpid=f"{dpid:016x}",
-                            mac=mac)
+                            mac=mac, link_down=bool(link_down))
         self.graph.add_edge(node, pn, kind="port")
+
+    def set_port_link(self, dpid, name, down):
+        """Record whether a port has no link (OFPPS_LINK_DOWN or admin down):
+        a container's veth whose other end is gone.  Flows do not depend on it
+        (the compiler is not told), only what the API and /ui report does.
+        True when it changed."""
+        attrs = self.graph.nodes.get(port_node(dpid, name))
+        if attrs is None or attrs.get("link_down") == bool(down):
+            return False
+        attrs["link_down"] = bool(down)
+        return True
+
+    def port_link_down(self, dpid, name):
+        """True/False for a known port, None for a port the switch does not have."""
+        attrs = self.graph.nodes.get(port_node(dpid, name))
+        return None if attrs is None else bool(attrs.get("link_down"))
 
     def port_deleted(self, dpid, name):
         self._changed()
@@ -290,10 +315,8 @@ class Topology:
                       if d.get("kind") == "host")
 
     def fabric(self):
-        """The fabric as the compiler sees it (topology/fabric.py)."""
-        hosts = set(self.host_dpids())
-        switches = [d for d in self.connected_dpids() if d not in hosts]
-        return fabric_for(switches, hosts, self.links())
+        """The fabric as the compiler sees it (TopoView.fabric)."""
+        return self.snapshot().fabric(self.host_dpids())
 
     def node_link(self):
         """node-link JSON, with the fabric's roles and flood tree marked:

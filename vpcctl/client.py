@@ -1,10 +1,19 @@
-"""The HTTP side of vpcctl: one small JSON client on the standard library.
+"""The project's one JSON client for REST API v1, on the standard library.
 
-It knows nothing about click; it raises two exceptions the CLI maps to exit
-codes:
-  ApiError      the controller answered with an error (4xx/5xx), carrying
-                the API's own {"error": {"code", "message"}};
-  Unreachable   no answer at all (refused, unknown host, timeout).
+vpcctl's HTTP side, and also what the lab (vpclab/labctl.py `Api`), the demo
+(vpclab/demo.py `call`) and the scripts build on: so it imports nothing but
+the standard library (no click) and knows nothing about a command line.  Two
+ways to use it:
+  Client.request   the parsed reply of a 2xx, else one of two exceptions the
+                   CLI maps to exit codes:
+                     ApiError     the controller answered with an error
+                                  (4xx/5xx), carrying the API's own
+                                  {"error": {"code", "message"}};
+                     Unreachable  no answer at all (refused, unknown host,
+                                  timeout);
+  Client.call      (status, body) whatever the status, for tests and scripts
+                   that assert on it; no answer at all raises OSError as
+                   urllib does.
 """
 import http.client
 import ipaddress
@@ -62,6 +71,14 @@ def cidr_segment(cidr):
     return cidr.strip().replace("/", "_")
 
 
+def decode(raw):
+    """A reply body: parsed JSON, else its text, else None when empty."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
 def _reason(exc):
     reason = getattr(exc, "reason", exc)
     if isinstance(reason, ConnectionRefusedError):
@@ -94,8 +111,10 @@ class Client:
         handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
         self._opener = urllib.request.build_opener(*handlers)
 
-    def request(self, method, path, body=None):
-        """Returns the parsed JSON reply, or None for 204 No Content."""
+    def exchange(self, method, path, body=None):
+        """One round trip: (status, reason, raw reply bytes), whatever the status.
+        No answer raises as urllib raises (URLError and other OSError,
+        http.client.HTTPException)."""
         headers = {"Accept": "application/json"}
         data = None
         if body is not None:
@@ -105,15 +124,30 @@ class Client:
                                      headers=headers)
         try:
             with self._opener.open(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-                status = resp.status
-        except urllib.error.HTTPError as exc:
-            raise self._api_error(method, path, exc.code, exc.reason, exc.read()) from None
+                return resp.status, resp.reason, resp.read()
+        except urllib.error.HTTPError as exc:       # a 4xx/5xx is an answer too
+            try:
+                return exc.code, exc.reason, exc.read()
+            finally:
+                exc.close()
+
+    def call(self, method, path, body=None):
+        """(status, body): body is the parsed JSON, the text of a reply that is
+        not JSON (GET /metrics), or None when empty.  HTTP errors are returned."""
+        status, _reason_text, raw = self.exchange(method, path, body)
+        return status, decode(raw)
+
+    def request(self, method, path, body=None):
+        """Returns the parsed JSON reply, or None for 204 No Content."""
+        try:
+            status, reason, raw = self.exchange(method, path, body)
         except (urllib.error.URLError, OSError) as exc:
             raise Unreachable(self.url, _reason(exc)) from None
         except http.client.HTTPException as exc:
             raise Unreachable(self.url, f"the server does not speak HTTP "
                                         f"({type(exc).__name__})") from None
+        if not 200 <= status < 300:
+            raise self._api_error(method, path, status, reason, raw)
         if status == 204 or not raw.strip():
             return None
         try:

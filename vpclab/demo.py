@@ -6,19 +6,17 @@ leaves the lab up for poking (or tears it down with --down).  Exit status 0
 only when every check came out as expected.
 """
 import argparse
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 from vpclab import lablib  # noqa: E402
+from vpcctl.client import Client  # noqa: E402
 
 CIDR = "10.0.0.0/24"
 # tenant, network, [(container, host, ip)]
@@ -61,15 +59,8 @@ def port_free(port):
 
 
 def call(url, method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            raw = r.read()
-            return r.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+    """(status, body) of one request to the controller; errors returned, not raised."""
+    return Client(url, timeout=10).call(method, path, body)
 
 
 def start_controller(lab, rest_port, of_port):

@@ -2,22 +2,22 @@
 
 ``Controller`` runs ``osken-manager apps/vpc.py`` from the project venv with
 REST and OpenFlow on free ports of 127.0.0.1 and its own state directory;
-``Api`` is a tiny JSON client that returns ``(status, body)``.  Shared by
+``Api`` is the JSON client the lab asserts with: ``(status, body)``, a thin
+face of the project's one client (vpcctl/client.py).  Shared by
 tests/lab/conftest.py (the fixtures) and bench/ (scripts that build their own
 lab), so both start the controller the same way.  Standard library only.
 
 ``VPC_TEST_OSKEN_MANAGER`` and ``VPC_TEST_APP`` override the manager binary
 and the app path (for developing the fixtures without the real app).
 """
-import json
 import os
 import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from vpcctl.client import Client
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,23 +25,17 @@ ACTIVE = []     # running controllers, for log tails in failure reports
 
 
 class Api:
-    """Tiny JSON client: ``(status, body)``; body is parsed JSON, text, or
-    None.  HTTP errors are returned, not raised, so tests assert on them."""
+    """``(status, body)``; body is parsed JSON, text, or None.  HTTP errors are
+    returned, not raised, so tests assert on them; no answer at all raises
+    OSError.  The HTTP itself is vpcctl.client.Client's."""
 
     def __init__(self, url, timeout=10):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.client = Client(self.url, timeout)
 
     def request(self, method, path, json_body=None):
-        data = None if json_body is None else json.dumps(json_body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                return r.status, _decode(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, _decode(e.read())
+        return self.client.call(method, path, json_body)
 
     def get(self, path):
         return self.request("GET", path)
@@ -54,15 +48,6 @@ class Api:
 
     def delete(self, path, json=None):
         return self.request("DELETE", path, json)
-
-
-def _decode(raw):
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace")
 
 
 def free_port():

@@ -157,17 +157,6 @@ class Metrics:
         return Instrumented(self, api, route_of=route_of, mounts=mounts)
 
 
-def mapper_route_of(mapper):
-    """route_of for a `routes` Mapper: the template of the route the request
-    matches ("/v1/tenants/{t}"), by path alone when the method is not
-    allowed (a 405 still names its route), else None."""
-    def route_of(environ):
-        found = mapper.routematch(environ=environ) or mapper.routematch(
-            environ.get("PATH_INFO", ""))
-        return found[1].routepath if found else None
-    return route_of
-
-
 class Instrumented:
     """The WSGI app the server runs: /metrics, mounted apps, the REST API;
     every request counted and timed."""
@@ -175,9 +164,8 @@ class Instrumented:
     def __init__(self, metrics, api, route_of=None, mounts=None):
         self.metrics = metrics
         self.api = api
-        if route_of is None and getattr(api, "mapper", None) is not None:
-            route_of = mapper_route_of(api.mapper)     # RestApi's routes
-        self.route_of = route_of or (lambda environ: None)
+        # RestApi names the route of a request itself (RestApi.route_of)
+        self.route_of = route_of or getattr(api, "route_of", None) or (lambda environ: None)
         self.mounts = sorted((mounts or {}).items(), key=lambda kv: -len(kv[0]))
 
     def __call__(self, environ, start_response):

@@ -2,14 +2,17 @@
 
 Built here in Python rather than kept as a JSON file so that the numbers in it
 (segment ranges, port-forward ports, name patterns) come from the same
-constants the validators use.  `python -m controller.api.openapi` prints it.
+constants the validators use, and the operations from the same table
+(routes.ROUTES) the server routes with.  `python -m controller.api.openapi`
+prints it.
 
-The contract the tests hold it to (tests/unit/test_openapi.py,
-tests/unit/test_api_fuzz.py):
-  - every route of RestApi is here and nothing else, with the same methods;
+The contract the tests hold it to (tests/unit/api/test_openapi.py,
+tests/unit/api/test_api_fuzz.py):
+  - every route of RestApi is here and nothing else, with the same methods
+    (both are generated from routes.ROUTES);
   - a request body the schema rejects is rejected by the server with a 4xx
     (the schema is never stricter than the validators: patterns below are
-    exactly the language controller/validate.py accepts, or wider);
+    exactly the language controller/service/validate.py accepts, or wider);
   - a schema-valid body may still get a 4xx for rules a schema cannot say
     (a gateway inside its subnet, external_port with external_ip, ...), and
     every such status is listed under the operation;
@@ -19,12 +22,14 @@ import functools
 import ipaddress
 import json
 
-from controller.model.state import NETWORK_TYPES, SEGMENT_RANGE
+from controller.api.body import MAX_BODY, MAX_DEPTH
+from controller.api.routes import PARAMS, ROUTES
 from controller.compile.pipeline import MAX_FORWARD_PORT, MAX_GROUPS, MAX_TENANT_ID, SNAT_PORTS
+from controller.model.state import NETWORK_TYPES, SEGMENT_RANGE
 
 # --- string languages, as JSON Schema (ECMA-262) patterns ----------------------
-# Each one matches exactly what the validator in controller/validate.py accepts
-# (or, where noted, a little more: the rest is a documented 400).
+# Each one matches exactly what its validator in controller/service/validate.py
+# accepts (or, where noted, a little more: the rest is a documented 400).
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"           # ipaddress.IPv4Address: no leading zeros
 NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -316,144 +321,45 @@ def _errors(*codes):
     return {str(c): {"$ref": f"#/components/responses/E{c}"} for c in codes}
 
 
-def _param(name, description, example):
+def _param(name):
+    description, example, _metric_name = PARAMS[name]
     return {"name": name, "in": "path", "required": True, "description": description,
             "schema": {"type": "string"}, "example": example}
 
 
-P_HOST = _param("host", "Host name.", "h1")
-P_TENANT = _param("tenant", "Tenant name.", "red")
-P_SUBNET = _param("subnet", "The subnet's CIDR with '_' for '/'.", "10.0.0.0_24")
-P_PORT = _param("port_id", "Port id.", "3f2a9c1d7e4b")
-P_FORWARD = _param("forward_id", "Port forward id.", "9b1e0c2d4a6f")
-P_FIP = _param("fip_id", "Floating IP id.", "5c7d9e1f3a2b")
-P_GROUP = _param("group", "Security group name.", "default")
-P_RULE = _param("rule_id", "Rule id.", "4e5f6a7b")
+def _schema(response):
+    """A route's response: a component name, "Name[]" for an array of it, or inline."""
+    if isinstance(response, str) and response.endswith("[]"):
+        return {"type": "array", "items": _ref(response[:-2])}
+    return _ref(response) if isinstance(response, str) else response
 
 
-def _op(op_id, summary, ok, *errors, body=None, params=(), tag=None, description=None):
-    status, schema, text = ok
-    responses = {str(status): {"description": text} if schema is None
-                 else _json(schema, text)}
-    codes = set(errors)
-    if body is not None:
+def operation(route):
+    """The OpenAPI operation object of one entry of routes.ROUTES."""
+    responses = {str(route.status): {"description": route.response_text}
+                 if route.response is None else _json(_schema(route.response),
+                                                      route.response_text)}
+    codes = set(route.errors)
+    if route.body is not None:
         codes |= {400, 413, 415}
     responses.update(_errors(*sorted(codes)))
-    op = {"operationId": op_id, "summary": summary, "tags": [tag] if tag else [],
-          "responses": responses}
-    if description:
-        op["description"] = description
-    if params:
-        op["parameters"] = list(params)
-    if body is not None:
+    op = {"operationId": route.op_id, "summary": route.summary,
+          "tags": [route.tag] if route.tag else [], "responses": responses}
+    if route.description:
+        op["description"] = route.description
+    if route.params:
+        op["parameters"] = [_param(name) for name in route.params]
+    if route.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": _ref(body)}}}
+            "schema": _ref(route.body)}}}
     return op
-
-
-def _collection(tag, singular, base, item_path, params, item_param, create, schema,
-                create_errors, delete_errors, delete_text):
-    """list + create on base, get + delete on base/{id}."""
-    return {
-        base: {
-            "get": _op(f"list{schema}s", f"List the tenant's {singular}s.",
-                       (200, {"type": "array", "items": _ref(schema)}, f"The {singular}s."),
-                       404, params=params, tag=tag),
-            "post": _op(f"create{schema}", f"Create a {singular}.",
-                        (201, _ref(schema), f"The new {singular}."), *create_errors,
-                        body=create, params=params, tag=tag),
-        },
-        item_path: {
-            "get": _op(f"get{schema}", f"One {singular}.", (200, _ref(schema), singular), 404,
-                       params=params + [item_param], tag=tag),
-            "delete": _op(f"delete{schema}", f"Delete a {singular}.",
-                          (204, None, "Deleted."), *delete_errors,
-                          params=params + [item_param], tag=tag, description=delete_text),
-        },
-    }
 
 
 @functools.lru_cache(maxsize=1)
 def document():
-    from controller.api.rest import MAX_BODY, MAX_DEPTH   # rest serves this: import late
-    t = "/v1/tenants/{tenant}"
-    paths = {
-        "/v1/health": {"get": _op("health", "Liveness and counts.",
-                                  (200, _ref("Health"), "The controller is up."), tag="meta")},
-        "/v1/topology": {"get": _op("topology", "The learned topology graph.",
-                                    (200, _ref("Topology"), "networkx node-link JSON."),
-                                    tag="meta")},
-        "/v1/openapi.json": {"get": _op("openapi", "This document.",
-                                        (200, {"type": "object"}, "OpenAPI 3.1."),
-                                        tag="meta")},
-        "/v1/hosts": {
-            "get": _op("listHosts", "List hosts.",
-                       (200, {"type": "array", "items": _ref("Host")}, "All hosts, by name."),
-                       tag="hosts"),
-            "post": _op("createHost", "Register a host (its br-int's dpid and tunnel IP).",
-                        (201, _ref("Host"), "The new host."), 409, body="HostCreate",
-                        tag="hosts"),
-        },
-        "/v1/hosts/{host}": {
-            "get": _op("getHost", "One host.", (200, _ref("Host"), "The host."), 404,
-                       params=[P_HOST], tag="hosts"),
-            "delete": _op("deleteHost", "Forget a host.", (204, None, "Deleted."), 404, 409,
-                          params=[P_HOST], tag="hosts",
-                          description="Refused (409 in_use) while ports are attached on it."),
-        },
-        "/v1/tenants": {
-            "get": _op("listTenants", "List tenants.",
-                       (200, {"type": "array", "items": _ref("Tenant")}, "All tenants."),
-                       tag="tenants"),
-            "post": _op("createTenant", "Create a tenant (a VPC).",
-                        (201, _ref("Tenant"), "The new tenant."), 409, body="TenantCreate",
-                        tag="tenants"),
-        },
-        t: {
-            "get": _op("getTenant", "One tenant.", (200, _ref("Tenant"), "The tenant."), 404,
-                       params=[P_TENANT], tag="tenants"),
-            "delete": _op("deleteTenant", "Delete a tenant, its subnets and floating IPs.",
-                          (204, None, "Deleted."), 404, 409, params=[P_TENANT], tag="tenants",
-                          description="Refused (409 in_use) while it has ports."),
-        },
-        t + "/snat": {
-            "put": _op("setSnat", "Turn SNAT to the outside on or off for a tenant.",
-                       (200, _ref("Tenant"), "The tenant."), 404, body="SnatSet",
-                       params=[P_TENANT], tag="nat"),
-        },
-    }
-    paths.update(_collection("subnets", "subnet", t + "/subnets", t + "/subnets/{subnet}",
-                             [P_TENANT], P_SUBNET, "SubnetCreate", "Subnet", (404, 409),
-                             (404, 409), "Refused (409 in_use) while ports use it."))
-    paths.update(_collection("ports", "port", t + "/ports", t + "/ports/{port_id}",
-                             [P_TENANT], P_PORT, "PortCreate", "Port", (404, 409),
-                             (404,), "Also deletes the port's port forwards."))
-    paths[t + "/ports/{port_id}"]["patch"] = _op(
-        "updatePort", "Change a port's security groups or port security.",
-        (200, _ref("Port"), "The port."), 404, body="PortUpdate", params=[P_TENANT, P_PORT],
-        tag="ports")
-    sg = t + "/security-groups"
-    paths.update(_collection("security-groups", "security group", sg, sg + "/{group}",
-                             [P_TENANT], P_GROUP, "SecurityGroupCreate", "SecurityGroup",
-                             (404, 409), (404, 409),
-                             "Refused (409 in_use) for the default group, a group ports use, "
-                             "and a group other groups' rules name as remote."))
-    paths[sg + "/{group}"]["put"] = _op(
-        "replaceRules", "Replace a security group's rules.",
-        (200, _ref("SecurityGroup"), "The group."), 404, body="SecurityGroupRules",
-        params=[P_TENANT, P_GROUP], tag="security-groups")
-    paths[sg + "/{group}/rules"] = {"post": _op(
-        "addRule", "Add a rule to a security group.", (201, _ref("Rule"), "The new rule."), 404,
-        body="RuleCreate", params=[P_TENANT, P_GROUP], tag="security-groups")}
-    paths[sg + "/{group}/rules/{rule_id}"] = {"delete": _op(
-        "deleteRule", "Delete a rule.", (204, None, "Deleted."), 404,
-        params=[P_TENANT, P_GROUP, P_RULE], tag="security-groups")}
-    paths.update(_collection("port-forwards", "port forward", t + "/port-forwards",
-                             t + "/port-forwards/{forward_id}", [P_TENANT], P_FORWARD,
-                             "PortForwardCreate", "PortForward", (404, 409), (404,), None))
-    paths.update(_collection("floating-ips", "floating IP", t + "/floating-ips",
-                             t + "/floating-ips/{fip_id}", [P_TENANT], P_FIP,
-                             "FloatingIPCreate", "FloatingIP", (404, 409), (404,), None))
+    paths = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = operation(route)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -6,19 +6,20 @@ compiler.  A fabric switch is a connected datapath that is not a registered
 host's bridge; topology/fabric.py turns the switches, hosts and LLDP links
 into paths and a flood tree.  Hosts do not change: they still send a VLAN
 tenant's frames tagged on their uplink (one copy for a flood) and pop the
-tag on the way in.  Everything here is in one table (CLASSIFY, 0):
+tag on the way in.  Everything here is in one table (FabricTable.FORWARD, 0;
+its bands are Prio.FABRIC):
 
   LLDP 1000          eth_type 0x88cc -> controller (link discovery)
-  DROP_SPOOF 200     in_port = a host's standby attachment -> drop
-  ALLOW 100          vlan + eth_dst of a port of the tenant -> the port towards
+  STANDBY_DROP 200   in_port = a host's standby attachment -> drop
+  PATH 100           vlan + eth_dst of a port of the tenant -> the port towards
                      its host on a shortest path; only on switches that lie on
                      the path from some other host of the tenant to it
-  MULTICAST 50       in_port + vlan + group-addressed eth_dst -> the other
+  TREE_FLOOD 50      in_port + vlan + group-addressed eth_dst -> the other
                      ports of the tenant's part of the flood tree at this
                      switch (tree links + attachments of hosts with the
                      tenant); only for ports of that part, so a frame that
                      arrives anywhere else is dropped, never flooded
-  MISS 0             drop
+  MISS 0             drop (pipeline.FABRIC_PIPELINE declares it)
 
 Unknown unicast is dropped, not flooded: the controller knows every MAC of a
 VLAN tenant (ports are created through the API before they send), so every
@@ -27,21 +28,16 @@ unknown unicast that comes from the network anyway.  This also keeps a
 change of paths and a change of the tree independent: a unicast frame never
 falls back to the tree (see FabricRuntime's two-phase update).
 """
-from controller.compile.flows import CONTROLLER, flow
-from controller.compile.pipeline import MULTICAST_BIT, OFPVID_PRESENT, CookieKind, Prio, Table
-from topology.fabric import fabric_for
+from controller.compile.flows import CONTROLLER, flow, miss_flows
+from controller.compile.pipeline import (
+    FABRIC_PIPELINE, MULTICAST_BIT, OFPVID_PRESENT, CookieKind, FabricTable, Prio)
 from topology.lldp import ETH_TYPE_LLDP
 
-
-def fabric_of(state, topo):
-    """The Fabric (topology/fabric.py) this model and topology describe."""
-    hosts = {h.dpid for h in state.hosts.values()}
-    switches = [d for d in topo.dpids() if topo.connected(d) and d not in hosts]
-    return fabric_for(switches, hosts, topo.links())
+FORWARD = FabricTable.FORWARD
 
 
 def fabric_flows(state, topo, dpid):
-    fab = fabric_of(state, topo)
+    fab = topo.fabric(h.dpid for h in state.hosts.values())
     out = fabric_base_flows()
     out += standby_drops(fab, dpid)
     tenants = sorted((t for t in state.tenants.values() if t.network == "vlan"),
@@ -52,18 +48,15 @@ def fabric_flows(state, topo, dpid):
 
 
 def fabric_base_flows():
-    owner = dict(kind=CookieKind.FABRIC, owner=0)
-    return [
-        flow(Table.CLASSIFY, Prio.LLDP, {"eth_type": ETH_TYPE_LLDP},
-             actions=[("output", CONTROLLER)], **owner),
-        flow(Table.CLASSIFY, Prio.MISS, **owner),
-    ]
+    return [flow(FORWARD, Prio.FABRIC.LLDP, {"eth_type": ETH_TYPE_LLDP},
+                 actions=[("output", CONTROLLER)], kind=CookieKind.FABRIC, owner=0),
+            *miss_flows(FABRIC_PIPELINE, CookieKind.FABRIC)]
 
 
 def standby_drops(fab, dpid):
     """A host linked to several fabric ports is reached through one; what
     it sends into the others (its NIC bridge may flood there) is dropped."""
-    return [flow(Table.CLASSIFY, Prio.DROP_SPOOF, {"in_port": port},
+    return [flow(FORWARD, Prio.FABRIC.STANDBY_DROP, {"in_port": port},
                  kind=CookieKind.FABRIC, owner=0)
             for sw, port in fab.standby if sw == dpid]
 
@@ -99,7 +92,7 @@ def unicast_flows(state, fab, tenant, dpid, attached, vid, owner):
         port = dst_port if dpid == dst_sw else fab.port_to(dpid, fab.next_hop(dpid, dst_sw))
         for p in state.ports_of(tenant.name):
             if p.host == host.name and where.get(p.host):
-                out.append(flow(Table.CLASSIFY, Prio.ALLOW, {"vlan_vid": vid, "eth_dst": p.mac},
+                out.append(flow(FORWARD, Prio.FABRIC.PATH, {"vlan_vid": vid, "eth_dst": p.mac},
                                 actions=[("output", port)], **owner))
     return out
 
@@ -120,7 +113,7 @@ def flood_flows(fab, dpid, attached, vid, owner):
     for in_port in ports:
         outs = [("output", p) for p in ports if p != in_port]
         if outs:
-            out.append(flow(Table.CLASSIFY, Prio.MULTICAST,
+            out.append(flow(FORWARD, Prio.FABRIC.TREE_FLOOD,
                             {"in_port": in_port, "vlan_vid": vid, "eth_dst": MULTICAST_BIT},
                             actions=outs, **owner))
     return out

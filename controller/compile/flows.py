@@ -20,7 +20,8 @@ actions  the apply-actions list, each a tuple:
            ("move", src_field, dst_field)   whole-field NXM move
            ("dec_ttl",)
            ("ct", commit, zone, table, nat)   Nicira conntrack, see below
-goto     next table, or None (the packet ends here after its actions)
+goto     next table, or None (the packet ends here after its actions); only a
+         table the flow's table declares in pipeline.HOST_PIPELINE
 metadata (value, mask) written by a write-metadata instruction, or None
          (flow() accepts a bare int and masks it with pipeline.METADATA_MASK)
 
@@ -32,7 +33,7 @@ The ct action
   commit  bool: record a new connection (NXActionCT flags 1)
   zone    int 0..65535, a fixed zone (zone_src='', zone_ofs_nbits=zone)
   table   a pipeline Table to recirculate to (recirc_table), or None (0xff:
-          no recirculation).  A ct with a table must be the flow's last
+          no recirculation); only one the flow's table declares.  A ct with a table must be the flow's last
           action, without goto or write-metadata: OVS forks there (the
           recirculated copy resumes in `table`, the original continues
           untracked), and our pipeline only ever wants the recirculated copy.
@@ -51,8 +52,12 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from enum import IntEnum
 
-from controller.compile.pipeline import METADATA_MASK, Table, cookie_prefix
+from controller.compile.actions import load
+from controller.compile.pipeline import (
+    COOKIE_HASH_BYTES, FABRIC_PIPELINE, HOST_PIPELINE, METADATA_MASK, REGISTERS, FabricTable,
+    Table, cookie_of, cookie_prefix)
 
 # Field -> kind of value, for checked construction (the Faucet lesson: refuse a
 # malformed flow where it is built, not when the switch rejects it).
@@ -63,7 +68,7 @@ MATCH_FIELDS = {
     "arp_tpa": "ip", "arp_sha": "mac", "arp_tha": "mac", "tunnel_id": "int",
     "tcp_src": "int", "tcp_dst": "int", "udp_src": "int", "udp_dst": "int",
     "icmpv4_type": "int", "icmpv4_code": "int",
-    "reg3": "int", "reg4": "int", "reg5": "int", "reg6": "int", "reg7": "int",
+    **{reg.oxm: "int" for reg in REGISTERS},      # only the registers the pipeline names
     "tun_ipv4_src": "ip", "tun_ipv4_dst": "ip",
     "ct_state": "int", "ct_zone": "int", "ct_mark": "int",
 }
@@ -77,6 +82,11 @@ _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 TABLE_IDS = frozenset(int(t) for t in Table)
+
+
+def table_spec(table):
+    """The TableSpec of a pipeline table (a Table or a FabricTable member)."""
+    return FABRIC_PIPELINE[table] if isinstance(table, FabricTable) else HOST_PIPELINE[table]
 
 
 class FlowError(ValueError):
@@ -183,8 +193,9 @@ class Flow:
     @functools.cached_property
     def cookie(self):
         # cached: the reconciler and sender ask for it many times per flow
-        digest = hashlib.blake2b(repr(self.content).encode(), digest_size=4).digest()
-        return self.owner | int.from_bytes(digest, "big")
+        digest = hashlib.blake2b(repr(self.content).encode(),
+                                 digest_size=COOKIE_HASH_BYTES).digest()
+        return cookie_of(self.owner, int.from_bytes(digest, "big"))
 
     def sort_key(self):
         """A deterministic send order: by table, highest priority first, then by
@@ -197,7 +208,16 @@ class Flow:
 
 def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
          kind=None, owner=0):
-    """Build a checked Flow.  `kind`/`owner` give the cookie's owner fields."""
+    """Build a checked Flow.  `kind`/`owner` give the cookie's owner fields.
+
+    A flow of a pipeline table (a `Table` or `FabricTable` member, as the
+    compiler always writes) is checked against that table's declaration in
+    pipeline.py: a priority band must be the table's own, a goto one of its
+    next tables, a ct(table=N) one it recirculates to.  A bare table number
+    is a table outside the declared pipelines (the simulator's tests build
+    such flows to exercise its mechanics): only gotos forward are checked.
+    tests/unit/compile/test_pipeline_graph.py shows that every compiled flow
+    keeps to the declaration."""
     match = dict(match or {})
     for fname, value in match.items():
         if fname not in MATCH_FIELDS:
@@ -212,8 +232,11 @@ def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
                             "goto or write-metadata (OVS forks the packet there)")
     if table not in TABLE_IDS:
         raise FlowError(f"unknown table {table}")
-    if goto is not None and (goto not in TABLE_IDS or int(goto) <= int(table)):
-        raise FlowError(f"goto {goto} from table {table}: must be a later pipeline table")
+    if isinstance(table, (Table, FabricTable)):
+        _check_against_pipeline(table_spec(table), priority, actions, goto)
+    elif goto is not None and (goto not in TABLE_IDS or int(goto) <= int(table)):
+        # a bare table number (the simulator's tests, fakes): no declaration
+        raise FlowError(f"goto {goto} from table {table}: must be a later table")
     if not 0 <= int(priority) <= 0xFFFF:
         raise FlowError(f"priority {priority} is outside 0..65535")
     if metadata is not None:
@@ -227,6 +250,32 @@ def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
         metadata=metadata,
         owner=cookie_prefix(kind, owner) if kind is not None else 0,
     )
+
+
+def _check_against_pipeline(spec, priority, actions, goto):
+    """The pipeline's declaration, enforced where a flow is built: a band of
+    this table, a declared goto, a declared conntrack recirculation."""
+    name = spec.table.name
+    if isinstance(priority, IntEnum) and type(priority) is not spec.bands:
+        raise FlowError(f"priority {type(priority).__name__}.{priority.name} used in "
+                        f"table {name}, whose bands are Prio.{spec.bands.__name__}")
+    if goto is not None and goto not in spec.next_tables:
+        raise FlowError(f"goto {goto} from table {name}: not one of its next tables "
+                        f"{sorted(t.name for t in spec.next_tables)}")
+    for action in actions:
+        if action[0] == "ct" and action[3] is not None and \
+                action[3] not in spec.recirculates_to:
+            raise FlowError(f"ct(table={action[3]}) in table {name}: it recirculates only "
+                            f"to {sorted(t.name for t in spec.recirculates_to)}")
+
+
+def miss_flows(pipeline, kind):
+    """Every table's table-miss flow, as the pipeline declares it: drop, or
+    zero the registers it names and go on."""
+    return [flow(spec.table, spec.bands.MISS,
+                 actions=[load(reg, 0) for reg in spec.miss.clear],
+                 goto=spec.miss.goto, kind=kind)
+            for spec in pipeline.values()]
 
 
 def check_unique_keys(flows):

@@ -1,4 +1,4 @@
-"""Compiler, part two: the distributed router and NAT (pure, like compiler.py).
+"""Compiler, part three: the distributed router and NAT (pure, like all of compile/).
 
 Routing happens on the host where a packet starts: a /32 route per port of
 the tenant rewrites MACs, decrements the TTL and hands the packet to L2, which
@@ -19,26 +19,12 @@ NAT happens on the host of the port, by OVS conntrack:
            un-NATs it again -> FROM_EXT: into the tenant, to the port.
 docs/pipeline.md has the same walk with examples.
 """
-from controller.compile.flows import flow
+from controller.compile.actions import arp_reply, ct
+from controller.compile.flows import CONTROLLER, flow
 from controller.compile.pipeline import (
     ARP_REPLY, ARP_REQUEST, CT_EST, CT_NEW, CT_REL, CT_RPL, CT_SNAT, CT_TRK, ETH_TYPE_ARP,
-    ETH_TYPE_IP, SHARED_NAT_ZONE, SNAT_PORTS, TRANSIT_PORTS, CookieKind, Prio, Table,
-    metadata_for, router_mac, transit_ip)
-
-IP_PROTO = {"icmp": 1, "tcp": 6, "udp": 17}
-PORT_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
-
-
-def arp_reply_actions(mac, ip):
-    """Turn an ARP request into the reply for (mac, ip), back out of in_port."""
-    return [("move", "eth_src", "eth_dst"), ("set_field", "eth_src", mac),
-            ("set_field", "arp_op", ARP_REPLY), ("move", "arp_sha", "arp_tha"),
-            ("move", "arp_spa", "arp_tpa"), ("set_field", "arp_sha", mac),
-            ("set_field", "arp_spa", ip), ("output", "in_port")]
-
-
-def ct(commit, zone, table, nat):
-    return ("ct", commit, zone, None if table is None else int(table), nat)
+    ETH_TYPE_IP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IP_PROTO, L4_DST_FIELD, SHARED_NAT_ZONE,
+    SNAT_PORTS, TRANSIT_PORTS, CookieKind, Prio, Table, metadata_for, router_mac, transit_ip)
 
 
 # --- the distributed router ---------------------------------------------------
@@ -51,29 +37,30 @@ def router_flows(state, tenant, nat_here):
     to_router = {"metadata": meta, "eth_dst": rmac}
     out = []
     for s in state.subnets_of(tenant.name):
-        out.append(flow(Table.ARP, Prio.RESPOND,
+        out.append(flow(Table.ARP, Prio.ARP.RESPOND,
                         {"metadata": meta, "eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST,
-                         "arp_tpa": s.gateway}, actions=arp_reply_actions(rmac, s.gateway), **own))
-        out.append(flow(Table.L3, Prio.GATEWAY,
+                         "arp_tpa": s.gateway}, actions=arp_reply(rmac, s.gateway), **own))
+        out.append(flow(Table.L3, Prio.L3.GATEWAY,
                         {**to_router, "eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO["icmp"],
-                         "icmpv4_type": 8, "ipv4_dst": s.gateway},
+                         "icmpv4_type": ICMP_ECHO_REQUEST, "ipv4_dst": s.gateway},
                         actions=[("move", "eth_src", "eth_dst"), ("set_field", "eth_src", rmac),
                                  ("move", "ipv4_src", "ipv4_dst"),
                                  ("set_field", "ipv4_src", s.gateway),
-                                 ("set_field", "icmpv4_type", 0), ("output", "in_port")], **own))
-        out.append(flow(Table.L3, Prio.SUBNET_DROP,
+                                 ("set_field", "icmpv4_type", ICMP_ECHO_REPLY),
+                                 ("output", "in_port")], **own))
+        out.append(flow(Table.L3, Prio.L3.SUBNET_DROP,
                         {**to_router, "eth_type": ETH_TYPE_IP,
                          "ipv4_dst": (str(s.net.network_address), str(s.net.netmask))}, **own))
     for p in state.ports_of(tenant.name):
-        out.append(flow(Table.L3, Prio.ROUTE, {**to_router, "eth_type": ETH_TYPE_IP,
-                                               "ipv4_dst": p.ip},
+        out.append(flow(Table.L3, Prio.L3.ROUTE, {**to_router, "eth_type": ETH_TYPE_IP,
+                                                  "ipv4_dst": p.ip},
                         actions=[("set_field", "eth_src", rmac), ("set_field", "eth_dst", p.mac),
                                  ("dec_ttl",)],
-                        goto=Table.L2, kind=CookieKind.ROUTER, owner=tenant.id))
+                        goto=Table.L2, **own))
     if nat_here:
-        out.append(flow(Table.L3, Prio.DEFAULT_ROUTE, {**to_router, "eth_type": ETH_TYPE_IP},
+        out.append(flow(Table.L3, Prio.L3.DEFAULT_ROUTE, {**to_router, "eth_type": ETH_TYPE_IP},
                         actions=[ct(False, tenant.id, Table.NAT_OUT, ())], **own))
-    out.append(flow(Table.L3, Prio.ROUTER_DROP, to_router, **own))
+    out.append(flow(Table.L3, Prio.L3.ROUTER_DROP, to_router, **own))
     return out
 
 
@@ -115,47 +102,47 @@ def tenant_nat_flows(tenant, nat, local_ports):
     out = []
     for bit in (CT_EST, CT_REL):
         # replies of inbound connections (port forwards, floating IPs): already external
-        out.append(flow(Table.NAT_OUT, Prio.ESTABLISHED,
+        out.append(flow(Table.NAT_OUT, Prio.NAT_OUT.ESTABLISHED,
                         {"metadata": meta, "ct_state": (bit | CT_RPL | CT_TRK,) * 2},
                         goto=Table.EXT_OUT, **own))
         outbound = {"metadata": meta, "eth_type": ETH_TYPE_IP,
                     "ct_state": (bit | CT_TRK, bit | CT_TRK | CT_RPL)}
         for f, _ in nat.fips.get(tenant.name, []):      # stage 1 made it the floating IP
-            out.append(flow(Table.NAT_OUT, Prio.ESTABLISHED,
+            out.append(flow(Table.NAT_OUT, Prio.NAT_OUT.ESTABLISHED,
                             {**outbound, "ipv4_src": f.external_ip}, goto=Table.EXT_OUT,
                             kind=CookieKind.FLOATING, owner=f.serial))
         if tenant.snat:
-            out.append(flow(Table.NAT_OUT, Prio.OUTBOUND, outbound, goto=Table.NAT_SHARED, **own))
+            out.append(flow(Table.NAT_OUT, Prio.NAT_OUT.OUTBOUND, outbound, goto=Table.NAT_SHARED, **own))
     new = {"metadata": meta, "ct_state": (CT_NEW | CT_TRK, CT_NEW | CT_TRK),
            "eth_type": ETH_TYPE_IP}
     for f, port in nat.fips.get(tenant.name, []):
-        out.append(flow(Table.NAT_OUT, Prio.NAT_FIP, {**new, "ipv4_src": port.ip},
+        out.append(flow(Table.NAT_OUT, Prio.NAT_OUT.NAT_FIP, {**new, "ipv4_src": port.ip},
                         actions=[ct(True, zone, Table.EXT_OUT,
                                     ("src", f.external_ip, f.external_ip, 0, 0))],
                         kind=CookieKind.FLOATING, owner=f.serial))
     if tenant.snat:
         transit = transit_ip(tenant.id)
         for proto in ("tcp", "udp"):
-            out.append(flow(Table.NAT_OUT, Prio.NAT_PORTS, {**new, "ip_proto": IP_PROTO[proto]},
+            out.append(flow(Table.NAT_OUT, Prio.NAT_OUT.NAT_PORTS, {**new, "ip_proto": IP_PROTO[proto]},
                             actions=[ct(True, zone, Table.NAT_SHARED,
                                         ("src", transit, transit, *TRANSIT_PORTS))], **own))
-        out.append(flow(Table.NAT_OUT, Prio.NAT_OTHER, new,
+        out.append(flow(Table.NAT_OUT, Prio.NAT_OUT.NAT_OTHER, new,
                         actions=[ct(True, zone, Table.NAT_SHARED,
                                     ("src", transit, transit, 0, 0))], **own))
         into = [("set_field", "metadata", metadata_for(tenant.id, from_net=True)),
                 ct(False, zone, Table.FROM_EXT, ())]
         for bit in (CT_EST, CT_REL):
-            out.append(flow(Table.EXT_TRANSIT, Prio.ESTABLISHED,
+            out.append(flow(Table.EXT_TRANSIT, Prio.EXT_TRANSIT.ESTABLISHED,
                             {"eth_type": ETH_TYPE_IP, "ipv4_dst": transit,
                              "ct_state": (bit | CT_TRK, bit | CT_TRK)}, actions=into, **own))
     rmac = router_mac(tenant.id)
     for port, _ in local_ports:
-        out.append(flow(Table.FROM_EXT, Prio.ALLOW,
+        out.append(flow(Table.FROM_EXT, Prio.FROM_EXT.TO_PORT,
                         {"metadata": metadata_for(tenant.id, from_net=True),
                          "eth_type": ETH_TYPE_IP, "ipv4_dst": port.ip},
                         actions=[("set_field", "eth_src", rmac),
                                  ("set_field", "eth_dst", port.mac), ("dec_ttl",)],
-                        goto=Table.L2, kind=CookieKind.NAT, owner=port.serial))
+                        goto=Table.L2, **own))
     return out
 
 
@@ -166,20 +153,20 @@ def external_flows(state, nat, tenants):
     host = nat.host
     own = dict(kind=CookieKind.EXTERNAL, owner=0)
     ext_ip = host.external_ip
-    out = [flow(Table.CLASSIFY, Prio.ALLOW, {"in_port": nat.ext_ofport}, goto=Table.EXT_IN,
-                **own),
-           flow(Table.EXT_IN, Prio.RESPOND,
+    out = [flow(Table.CLASSIFY, Prio.CLASSIFY.IN_PORT, {"in_port": nat.ext_ofport},
+                goto=Table.EXT_IN, **own),
+           flow(Table.EXT_IN, Prio.EXT_IN.ARP,
                 {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST, "arp_tpa": ext_ip},
-                actions=arp_reply_actions(nat.ext_mac, ext_ip), **own),
+                actions=arp_reply(nat.ext_mac, ext_ip), **own),
            # the gateway's answer to our ARP: the controller learns its MAC
-           flow(Table.EXT_IN, Prio.RESPOND,
+           flow(Table.EXT_IN, Prio.EXT_IN.ARP,
                 {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REPLY, "arp_tpa": ext_ip},
-                actions=[("output", "controller")], **own)]
+                actions=[("output", CONTROLLER)], **own)]
     if nat.gw_mac:
         # +snat: only what conntrack really translated leaves.  When a slot's
         # ports are exhausted OVS passes the packet on untranslated; it must
         # not go out with a private source address.
-        out.append(flow(Table.EXT_OUT, Prio.ALLOW,
+        out.append(flow(Table.EXT_OUT, Prio.EXT_OUT.TRANSLATED,
                         {"eth_type": ETH_TYPE_IP, "ct_state": (CT_SNAT, CT_SNAT)},
                         actions=[("set_field", "eth_src", nat.ext_mac),
                                  ("set_field", "eth_dst", nat.gw_mac), ("dec_ttl",),
@@ -191,20 +178,20 @@ def external_flows(state, nat, tenants):
         natted.append(tenant)
         into = [("set_field", "metadata", metadata_for(tenant.id, from_net=True))]
         for f, port in nat.forwards.get(tenant.name, []):
-            out.append(flow(Table.EXT_IN, Prio.ALLOW,
+            out.append(flow(Table.EXT_IN, Prio.EXT_IN.DNAT,
                             {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[f.protocol],
-                             "ipv4_dst": ext_ip, PORT_FIELD[f.protocol]: f.external_port},
+                             "ipv4_dst": ext_ip, L4_DST_FIELD[f.protocol]: f.external_port},
                             actions=into + [ct(True, tenant.id, Table.FROM_EXT,
                                                ("dst", port.ip, port.ip, f.internal_port,
                                                 f.internal_port))],
                             kind=CookieKind.FORWARD, owner=f.serial))
         for f, port in nat.fips.get(tenant.name, []):
             fown = dict(kind=CookieKind.FLOATING, owner=f.serial)
-            out.append(flow(Table.EXT_IN, Prio.RESPOND,
+            out.append(flow(Table.EXT_IN, Prio.EXT_IN.ARP,
                             {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST,
                              "arp_tpa": f.external_ip},
-                            actions=arp_reply_actions(nat.ext_mac, f.external_ip), **fown))
-            out.append(flow(Table.EXT_IN, Prio.ALLOW,
+                            actions=arp_reply(nat.ext_mac, f.external_ip), **fown))
+            out.append(flow(Table.EXT_IN, Prio.EXT_IN.DNAT,
                             {"eth_type": ETH_TYPE_IP, "ipv4_dst": f.external_ip},
                             actions=into + [ct(True, tenant.id, Table.FROM_EXT,
                                                ("dst", port.ip, port.ip, 0, 0))], **fown))
@@ -220,13 +207,13 @@ def shared_snat_flows(ext_ip):
     own = dict(kind=CookieKind.EXTERNAL, owner=0)
     out = []
     for proto in ("tcp", "udp"):
-        out.append(flow(Table.NAT_SHARED, Prio.NAT_PORTS,
+        out.append(flow(Table.NAT_SHARED, Prio.NAT_SHARED.NAT_PORTS,
                         {"eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO[proto]},
                         actions=[ct(True, SHARED_NAT_ZONE, Table.EXT_OUT,
                                     ("src", ext_ip, ext_ip, *SNAT_PORTS))], **own))
-    out.append(flow(Table.NAT_SHARED, Prio.NAT_OTHER, {"eth_type": ETH_TYPE_IP},
+    out.append(flow(Table.NAT_SHARED, Prio.NAT_SHARED.NAT_OTHER, {"eth_type": ETH_TYPE_IP},
                     actions=[ct(True, SHARED_NAT_ZONE, Table.EXT_OUT,
                                 ("src", ext_ip, ext_ip, 0, 0))], **own))
-    out.append(flow(Table.EXT_IN, Prio.UN_SNAT, {"eth_type": ETH_TYPE_IP, "ipv4_dst": ext_ip},
+    out.append(flow(Table.EXT_IN, Prio.EXT_IN.UN_SNAT, {"eth_type": ETH_TYPE_IP, "ipv4_dst": ext_ip},
                     actions=[ct(False, SHARED_NAT_ZONE, Table.EXT_TRANSIT, ())], **own))
     return out

@@ -1,10 +1,11 @@
 """Compiler, part three: port security groups, stateful, in OVS conntrack.
 
 How a rule becomes flows, and why the count stays linear
-  * reg3 holds the local port's groups as bits (set when the packet leaves or
-    is about to be delivered to the port); reg4 the remote address's groups
-    (looked up per packet by IP in SG_OUT_REMOTE / SG_IN_REMOTE).  A rule of
-    group g with remote sg:h is then ONE flow: reg3 has bit g, reg4 has bit h,
+  * REG_SG_LOCAL holds the local port's groups as bits (set when the packet
+    leaves or is about to be delivered to the port); REG_SG_REMOTE the remote
+    address's groups (looked up per packet by IP in SG_OUT_REMOTE /
+    SG_IN_REMOTE).  A rule of group g with remote sg:h is then ONE flow:
+    REG_SG_LOCAL has bit g, REG_SG_REMOTE has bit h,
     protocol, ports.  N ports in a group referenced by M rules cost N + M
     flows per direction, not N x M.
   * Conntrack runs in the port's own zone (pipeline.port_zone), apart from
@@ -18,14 +19,13 @@ How a rule becomes flows, and why the count stays linear
   * IP broadcast/multicast and unknown unicast never reach a secured port
     (AWS VPCs carry neither); ARP is not filtered.
 """
+from controller.compile.actions import ct, load
 from controller.compile.flows import flow
 from controller.compile.pipeline import (
-    CT_INV, CT_REL, CT_RPL, CT_TRK, ETH_TYPE_IP, TENANT_MASK, CookieKind, Prio, Table,
+    CT_INV, CT_REL, CT_RPL, CT_TRK, ETH_TYPE_IP, HOST_PIPELINE, IP_PROTO, L4_DST_FIELD, L4_SRC_FIELD,
+    REG_DELIVER_PORT, REG_SG_REMOTE, REG_SG_LOCAL, TENANT_MASK, CookieKind, Prio, Table,
     metadata_for, port_zone)
 
-IP_PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
-DST_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
-SRC_FIELD = {"tcp": "tcp_src", "udp": "udp_src"}
 ORIGINAL = (CT_TRK, CT_TRK | CT_RPL)          # tracked, not a reply
 REPLY = (CT_TRK | CT_RPL, CT_TRK | CT_RPL)
 
@@ -46,13 +46,14 @@ def secured_port_flows(port, ofport):
     """Per local secured port: into conntrack on egress and on ingress, and delivery."""
     zone = port_zone(port.serial)
     own = dict(kind=CookieKind.PORT, owner=port.serial)
+    to_port = {REG_DELIVER_PORT.oxm: ofport}
     return [
-        flow(Table.ACL, Prio.ALLOW, {"in_port": ofport, "eth_type": ETH_TYPE_IP},
-             actions=[("ct", True, zone, int(Table.SG_OUT_REMOTE), None)], **own),
-        flow(Table.ACL_IN, Prio.ALLOW, {"reg7": ofport, "eth_type": ETH_TYPE_IP},
-             actions=[("ct", True, zone, int(Table.SG_IN_REMOTE), None)], **own),
-        flow(Table.ACL_IN, Prio.FLOOD, {"reg7": ofport}, goto=Table.DELIVER, **own),
-        flow(Table.DELIVER, Prio.ALLOW, {"reg7": ofport}, actions=[("output", ofport)], **own),
+        flow(Table.ACL, Prio.ACL.SECURED_IP, {"in_port": ofport, "eth_type": ETH_TYPE_IP},
+             actions=[ct(True, zone, Table.SG_OUT_REMOTE)], **own),
+        flow(Table.ACL_IN, Prio.ACL_IN.SECURED_IP, {**to_port, "eth_type": ETH_TYPE_IP},
+             actions=[ct(True, zone, Table.SG_IN_REMOTE)], **own),
+        flow(Table.ACL_IN, Prio.ACL_IN.NON_IP, to_port, goto=Table.DELIVER, **own),
+        flow(Table.DELIVER, Prio.DELIVER.PORT, to_port, actions=[("output", ofport)], **own),
     ]
 
 
@@ -65,20 +66,20 @@ def tenant_sg_flows(state, tenant):
         bits = state.group_bits(q)
         if not bits:
             continue
-        out.append(flow(Table.SG_OUT_REMOTE, Prio.ALLOW,
+        lookup = dict(kind=CookieKind.SG_LOOKUP, owner=q.serial)
+        out.append(flow(Table.SG_OUT_REMOTE, Prio.SG_OUT_REMOTE.MEMBER,
                         {"metadata": meta, "eth_type": ETH_TYPE_IP, "ipv4_dst": q.ip},
-                        actions=[("set_field", "reg4", bits)], goto=Table.SG_OUT,
-                        kind=CookieKind.REMOTE, owner=q.serial))
-        out.append(flow(Table.SG_IN_REMOTE, Prio.ALLOW,
+                        actions=[load(REG_SG_REMOTE, bits)], goto=Table.SG_OUT, **lookup))
+        out.append(flow(Table.SG_IN_REMOTE, Prio.SG_IN_REMOTE.MEMBER,
                         {"metadata": meta, "eth_type": ETH_TYPE_IP, "ipv4_src": q.ip},
-                        actions=[("set_field", "reg4", bits)], goto=Table.SG_IN,
-                        kind=CookieKind.REMOTE, owner=q.serial))
-    for table, onward in ((Table.SG_OUT, Table.L3), (Table.SG_IN, Table.DELIVER)):
-        out.append(flow(table, Prio.DROP_SPOOF, {"metadata": meta, "eth_type": ETH_TYPE_IP,
-                                                 "ct_state": (CT_INV | CT_TRK, CT_INV | CT_TRK)},
+                        actions=[load(REG_SG_REMOTE, bits)], goto=Table.SG_IN, **lookup))
+    for table, bands, onward in ((Table.SG_OUT, Prio.SG_OUT, Table.L3),
+                                 (Table.SG_IN, Prio.SG_IN, Table.DELIVER)):
+        out.append(flow(table, bands.INVALID, {"metadata": meta, "eth_type": ETH_TYPE_IP,
+                                               "ct_state": (CT_INV | CT_TRK, CT_INV | CT_TRK)},
                         **own))
-        out.append(flow(table, Prio.ESTABLISHED, {"metadata": meta, "eth_type": ETH_TYPE_IP,
-                                                  "ct_state": (CT_REL | CT_TRK, CT_REL | CT_TRK)},
+        out.append(flow(table, bands.RELATED, {"metadata": meta, "eth_type": ETH_TYPE_IP,
+                                               "ct_state": (CT_REL | CT_TRK, CT_REL | CT_TRK)},
                         goto=onward, **own))
     for g in state.groups_of(tenant.name):
         for rule in g.rules:
@@ -96,18 +97,18 @@ def rule_flows(state, tenant, group, rule, meta):
     out = []
     # (table, ct_state, L4 field naming the rule's ports, the remote's address field, onward)
     uses = [
-        (Table.SG_IN if ingress else Table.SG_OUT, ORIGINAL, DST_FIELD,
+        (Table.SG_IN if ingress else Table.SG_OUT, ORIGINAL, L4_DST_FIELD,
          "ipv4_src" if ingress else "ipv4_dst", Table.DELIVER if ingress else Table.L3),
-        (Table.SG_OUT if ingress else Table.SG_IN, REPLY, SRC_FIELD,
+        (Table.SG_OUT if ingress else Table.SG_IN, REPLY, L4_SRC_FIELD,
          "ipv4_dst" if ingress else "ipv4_src", Table.L3 if ingress else Table.DELIVER),
     ]
     for table, ct_state, l4, addr_field, onward in uses:
         base = {"metadata": meta, "eth_type": ETH_TYPE_IP, "ct_state": ct_state,
-                "reg3": (1 << group.index, 1 << group.index)}
+                REG_SG_LOCAL.oxm: REG_SG_LOCAL.has_bit(group.index)}
         if rule["protocol"] != "any":
             base["ip_proto"] = IP_PROTO[rule["protocol"]]
-        if remote[0] == "reg4":
-            base["reg4"] = remote[1]
+        if remote[0] == "group":
+            base[REG_SG_REMOTE.oxm] = REG_SG_REMOTE.has_bit(remote[1])
         elif remote[1] is not None:
             base[addr_field] = remote[1]
         ranges = [None]
@@ -117,15 +118,15 @@ def rule_flows(state, tenant, group, rule, meta):
             match = dict(base)
             if r is not None:
                 match[l4[rule["protocol"]]] = r if r[1] != 0xFFFF else r[0]
-            out.append(flow(table, Prio.SG_RULE, match, goto=onward, **own))
+            out.append(flow(table, HOST_PIPELINE[table].bands.RULE, match, goto=onward, **own))
     return out
 
 
 def remote_match(state, tenant, remote):
-    """("reg4", (bit, bit)) for sg:<name>; ("ip", value or None for anywhere)."""
+    """("group", index) for sg:<name>; ("ip", value or None for anywhere)."""
     if remote.startswith("sg:"):
         g = state.security_groups.get(f"{tenant.name}/{remote[3:]}")
-        return None if g is None else ("reg4", (1 << g.index, 1 << g.index))
+        return None if g is None else ("group", g.index)
     addr, _, plen = remote.partition("/")
     plen = int(plen or 32)
     if plen == 0:

@@ -18,7 +18,7 @@ Two layers of checking, both aimed at compiler bugs:
 
 Packets are dicts of OXM field names (flows.MATCH_FIELDS, plus ip_ttl and
 icmp_id) in the canonical value forms flows.py uses.  As in OVS, the pipeline
-fields metadata, reg5-7, tunnel_id, tun_ipv4_*, ct_state, ct_zone, ct_mark
+fields metadata, the registers (pipeline.REGISTERS), tunnel_id, tun_ipv4_*, ct_state, ct_zone, ct_mark
 read as 0 when absent, and an absent vlan_vid is OFPVID_NONE (0), so
 `vlan_vid=0` matches untagged packets.  Any other absent field never matches
 (this is how prerequisites behave at run time).

@@ -4,7 +4,8 @@ import ipaddress
 import re
 
 from controller.compile.flows import MATCH_FIELDS
-from controller.compile.pipeline import CT_INV, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, OFPVID_PRESENT
+from controller.compile.pipeline import (CT_INV, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN,
+                                         OFPVID_PRESENT, REGISTERS)
 
 
 class SimError(Exception):
@@ -16,7 +17,7 @@ KINDS = dict(MATCH_FIELDS, ip_ttl="int", icmp_id="int")
 _INT_WIDTH = {"in_port": 32, "metadata": 64, "eth_type": 16, "vlan_vid": 13,
               "ip_proto": 8, "arp_op": 16, "tunnel_id": 64, "tcp_src": 16,
               "tcp_dst": 16, "udp_src": 16, "udp_dst": 16, "icmpv4_type": 8,
-              "icmpv4_code": 8, "reg3": 32, "reg4": 32, "reg5": 32, "reg6": 32, "reg7": 32, "ip_ttl": 8,
+              "icmpv4_code": 8, **{r.oxm: r.bits for r in REGISTERS}, "ip_ttl": 8,
               "icmp_id": 16, "ct_zone": 16, "ct_mark": 32,
               "ct_state": 8}   # OVS refuses ct_state bits above 0x80
 WIDTH = {f: (_INT_WIDTH[f] if k == "int" else 48 if k == "mac" else 32)
@@ -25,13 +26,13 @@ WIDTH = {f: (_INT_WIDTH[f] if k == "int" else 48 if k == "mac" else 32)
 UNMASKABLE = {"in_port", "eth_type", "ip_proto", "arp_op", "icmpv4_type", "icmpv4_code",
               "ct_zone"}
 # Fields that exist in every packet with value 0 until set (OVS flow metadata).
-DEFAULTS = {"metadata": 0, "reg3": 0, "reg4": 0, "reg5": 0, "reg6": 0, "reg7": 0, "tunnel_id": 0,
+DEFAULTS = {"metadata": 0, **{r.oxm: 0 for r in REGISTERS}, "tunnel_id": 0,
             "tun_ipv4_src": "0.0.0.0", "tun_ipv4_dst": "0.0.0.0", "vlan_vid": 0,
             "ct_state": 0, "ct_zone": 0, "ct_mark": 0}
 # Set by ct actions only: a packet entering a switch is untracked.
 CT_FIELDS = {"ct_state", "ct_zone", "ct_mark"}
 # Per-switch state that does not travel on a wire.
-PIPELINE_ONLY = {"in_port", "metadata", "reg3", "reg4", "reg5", "reg6", "reg7", "tunnel_id",
+PIPELINE_ONLY = {"in_port", "metadata", *(r.oxm for r in REGISTERS), "tunnel_id",
                  "tun_ipv4_src", "tun_ipv4_dst"} | CT_FIELDS
 _IP = {ETH_TYPE_IP, 0x86DD}
 # field -> [(field it needs, allowed values)], as OVS's mf_are_prereqs_ok.
@@ -196,7 +197,7 @@ def _ct_install_check(flow, match, action, bad):
 
 
 # --- formatting ----------------------------------------------------------------
-_HEX = {"metadata", "eth_type", "vlan_vid", "tunnel_id", "reg3", "reg4", "reg5", "reg6", "reg7",
+_HEX = {"metadata", "eth_type", "vlan_vid", "tunnel_id", *(r.oxm for r in REGISTERS),
         "ct_state", "ct_mark"}
 
 

@@ -46,12 +46,11 @@ def _fmt(link):
 
 
 class FabricRuntime:
-    def __init__(self, topology, state, sessions, syncs, interval=1.0, timeout=3.0,
+    def __init__(self, topology, state, switches, interval=1.0, timeout=3.0,
                  clock=time.monotonic):
         self.topology = topology
         self.state = state
-        self.sessions = sessions       # the app's dpid -> OFSession (shared, live)
-        self.syncs = syncs             # the app's dpid -> SwitchSync (shared, live)
+        self.switches = switches       # the registry (controller/runtime/switches.py)
         self.interval = float(interval)
         self.clock = clock
         self.links = lldp.LinkTable(timeout)
@@ -64,10 +63,10 @@ class FabricRuntime:
 
     # --- who is what ---------------------------------------------------------------
     def is_fabric(self, dpid):
-        return dpid in self.sessions and self.state.host_by_dpid(dpid) is None
+        return self.switches.connected(dpid) and self.state.host_by_dpid(dpid) is None
 
     def fabric_dpids(self):
-        return sorted(d for d in list(self.syncs) if self.is_fabric(d))
+        return sorted(d for d in self.switches.synced_dpids() if self.is_fabric(d))
 
     def probe_ports(self, dpid):
         """{port name: number} this datapath sends LLDP out of."""
@@ -106,7 +105,7 @@ class FabricRuntime:
     def send_probes(self):
         view = self.topology.snapshot()
         ttl = int(self.links.timeout) + 1
-        for dpid, session in list(self.sessions.items()):
+        for dpid, session in self.switches.items():
             for name, n in sorted(self.probe_ports(dpid).items()):
                 mac = view.port_mac(dpid, name) or FALLBACK_MAC
                 try:
@@ -121,7 +120,7 @@ class FabricRuntime:
         if len(data) < 14 or data[12:14] != b"\x88\xcc":
             return False
         src = lldp.decode(data)
-        if src is None or src.dpid not in self.sessions or in_port is None:
+        if src is None or not self.switches.connected(src.dpid) or in_port is None:
             return True
         self.stats["lldp_received"] += 1
         # A host's bridge sends LLDP up its uplink but punts none: its link is
@@ -177,7 +176,7 @@ class FabricRuntime:
         flows it already holds that it will still hold."""
         if not self.phase1 or not self.is_fabric(dpid):
             return flows
-        sync = self.syncs.get(dpid)
+        sync = self.switches.sync(dpid)
         if sync is None or sync.installed is None:
             return flows
         have = set(sync.installed)
@@ -209,13 +208,13 @@ class FabricRuntime:
                      ms, len(self.fabric_dpids()))
 
     def _reconcile_fabric(self):
-        syncs = [self.syncs[d] for d in self.fabric_dpids() if d in self.syncs]
+        syncs = [s for s in map(self.switches.sync, self.fabric_dpids()) if s is not None]
         for sync in syncs:
             sync.request()
         deadline = time.monotonic() + PHASE_WAIT
         for sync in syncs:
             # a switch that left meanwhile (its sync stopped) is not waited for
-            while self.syncs.get(sync.dpid) is sync and not sync.wait_idle(timeout=0):
+            while self.switches.sync(sync.dpid) is sync and not sync.wait_idle(timeout=0):
                 if time.monotonic() > deadline:
                     LOG.warning("dpid %016x: fabric update phase still running after %.0f s",
                                 sync.dpid, PHASE_WAIT)

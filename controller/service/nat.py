@@ -10,28 +10,15 @@ has one purpose.  The rules a user can trip over, checked here:
 """
 import uuid
 
+from controller.compile.pipeline import MAX_FORWARD_PORT
 from controller.model import ipam
+from controller.model.state import FloatingIP, PortForward, record
 from controller.service import validate as v
 from controller.service.errors import bad_request, conflict, not_found
-from controller.model.state import FloatingIP, PortForward, record
-from controller.compile.pipeline import MAX_FORWARD_PORT
+from controller.service.mutator import mutator
 
 
 class NatOperations:
-    # --- views ----------------------------------------------------------
-    def forward_view(self, f):
-        port = self.state.ports.get(f.port_id)
-        host = self.state.hosts.get(port.host) if port else None
-        return {"id": f.id, "tenant": f.tenant, "port_id": f.port_id, "protocol": f.protocol,
-                "external_ip": host.external_ip if host else None,
-                "external_port": f.external_port, "internal_ip": port.ip if port else None,
-                "internal_port": f.internal_port, "host": port.host if port else None}
-
-    def fip_view(self, f):
-        port = self.state.port_with_ip(f.tenant, f.ip)
-        return {"id": f.id, "tenant": f.tenant, "external_ip": f.external_ip, "ip": f.ip,
-                "port_id": port.id if port else None, "host": port.host if port else None}
-
     def _external_host(self, port, what):
         host = self.state.hosts[port.host]
         if not host.has_external or not host.external_gateway:
@@ -42,6 +29,7 @@ class NatOperations:
         return host
 
     # --- SNAT -------------------------------------------------------------
+    @mutator
     def set_snat(self, tenant_name, body):
         v.body_fields(body, required=("enabled",))
         enabled = v.boolean(body["enabled"], "enabled")
@@ -54,6 +42,7 @@ class NatOperations:
             return self.tenant_view(self.state.tenants[t.name])
 
     # --- port forwards ------------------------------------------------------
+    @mutator
     def create_forward(self, tenant_name, body):
         v.body_fields(body, required=("port_id", "protocol", "external_port", "internal_port"))
         protocol = v.choice(body["protocol"], "protocol", ("tcp", "udp"))
@@ -94,6 +83,7 @@ class NatOperations:
         self._tenant(tenant_name)
         return [self.forward_view(f) for f in self.state.forwards_of(tenant_name)]
 
+    @mutator
     def delete_forward(self, tenant_name, fid):
         with self.lock:
             f = self._forward(tenant_name, fid)
@@ -101,6 +91,7 @@ class NatOperations:
             self._commit([("del", "port_forwards", f.id)], {port.host} if port else set())
 
     # --- floating IPs ---------------------------------------------------------
+    @mutator
     def create_fip(self, tenant_name, body):
         v.body_fields(body, required=("port_id", "external_ip"))
         ext_ip = v.ipv4(body["external_ip"], "external_ip")
@@ -142,6 +133,7 @@ class NatOperations:
         self._tenant(tenant_name)
         return [self.fip_view(f) for f in self.state.fips_of(tenant_name)]
 
+    @mutator
     def delete_fip(self, tenant_name, fid):
         with self.lock:
             f = self._fip(tenant_name, fid)

@@ -9,11 +9,12 @@ import ipaddress
 import re
 import uuid
 
+from controller.compile.pipeline import MAX_GROUPS
 from controller.model import ipam
+from controller.model.state import SecurityGroup, group_key, record
 from controller.service import validate as v
 from controller.service.errors import bad_request, conflict, not_found
-from controller.model.state import SecurityGroup, group_key, record
-from controller.compile.pipeline import MAX_GROUPS
+from controller.service.mutator import mutator
 
 DEFAULT_GROUP = "default"
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
@@ -32,14 +33,6 @@ def rule_record(direction, protocol, ports, remote, rule_id=None):
 
 
 class SecurityGroupOperations:
-    # --- views ------------------------------------------------------------
-    def group_view(self, g):
-        members = [p.id for p in self.state.ports_of(g.tenant)
-                   if p.port_security and g.name in p.security_groups]
-        rules = [dict(r, ports=_ports_text(r["ports"])) for r in g.rules]
-        return {"tenant": g.tenant, "name": g.name, "index": g.index, "rules": rules,
-                "ports": members}
-
     # --- validation ---------------------------------------------------------
     def _rule(self, tenant, body, new_group=None):
         v.body_fields(body, required=("direction",), optional=("protocol", "ports", "remote"))
@@ -93,6 +86,7 @@ class SecurityGroupOperations:
         g = SecurityGroup(tenant, DEFAULT_GROUP, 0, default_rules())
         return [("put", "security_groups", group_key(tenant, DEFAULT_GROUP), record(g))]
 
+    @mutator
     def create_group(self, tenant, body):
         v.body_fields(body, required=("name",), optional=("rules",))
         name = v.name(body["name"], "security group name")
@@ -112,6 +106,7 @@ class SecurityGroupOperations:
                          self._tenant_hosts(tenant))
             return self.group_view(g)
 
+    @mutator
     def replace_rules(self, tenant, name, body):
         v.body_fields(body, required=("rules",))
         with self.lock:
@@ -119,13 +114,15 @@ class SecurityGroupOperations:
             rules = self._rules(tenant, body["rules"], new_group=name)
             return self._put_rules(g, rules)
 
+    @mutator
     def add_rule(self, tenant, name, body):
         with self.lock:
             g = self._group(tenant, name)
             rule = self._rule(tenant, body, new_group=name)
             self._put_rules(g, g.rules + (rule,))
-            return dict(rule, ports=_ports_text(rule["ports"]))
+            return self.rule_view(rule)
 
+    @mutator
     def delete_rule(self, tenant, name, rule_id):
         with self.lock:
             g = self._group(tenant, name)
@@ -147,6 +144,7 @@ class SecurityGroupOperations:
         self._tenant(tenant)
         return [self.group_view(g) for g in self.state.groups_of(tenant)]
 
+    @mutator
     def delete_group(self, tenant, name):
         with self.lock:
             g = self._group(tenant, name)
@@ -181,6 +179,7 @@ class SecurityGroupOperations:
             groups = ()
         return groups, port_security
 
+    @mutator
     def update_port(self, tenant, port_id, body):
         v.body_fields(body, optional=("security_groups", "port_security"))
         with self.lock:
@@ -207,8 +206,3 @@ def _parse_ports(text):
         raise bad_request(f"ports {text!r}: need 1 <= first <= last <= 65535")
     return [lo, hi]
 
-
-def _ports_text(ports):
-    if ports is None:
-        return None
-    return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"

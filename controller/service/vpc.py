@@ -6,45 +6,26 @@ Each public method either raises ApiError having changed nothing, or
   3. applies them to the in-memory State,
   4. tells the listener which hosts need their flows recompiled.
 Methods are called under one lock, so concurrent requests are serialised and
-IPAM can never hand out one address twice.
+IPAM can never hand out one address twice.  An operation that commits is
+marked @mutator (re-run whole on a shared store's conflict); what operations
+return is built by the views mixin (views.py).
 """
 import ipaddress
-import random
 import threading
-import time
 import uuid
 
 from controller.model import ipam
+from controller.model.state import (KINDS, NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet,
+                                    Tenant, record, subnet_key)
 from controller.service import validate as v
 from controller.service.errors import bad_request, conflict, not_found
-from controller.model.state import (KINDS, NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet, Tenant,
-                              record, subnet_key)
-from controller.compile.pipeline import ENCAP_OVERHEAD, SNAT_PORTS, router_mac
+from controller.service.mutator import active as mutator_active, mutator
 from controller.service.nat import NatOperations
 from controller.service.secgroups import SecurityGroupOperations
-from controller.store.base import StoreConflict
-
-# Operations that commit.  On a shared store (etcd) a commit may find the
-# model changed by another controller: the operation is then run again, whole,
-# against the refreshed model, so that every check is made again.
-MUTATORS = ("create_host", "delete_host", "create_tenant", "delete_tenant", "create_subnet",
-            "delete_subnet", "create_port", "delete_port", "set_snat", "create_forward",
-            "delete_forward", "create_fip", "delete_fip", "create_group", "replace_rules",
-            "add_rule", "delete_rule", "delete_group", "update_port")
-CONFLICT_RETRIES = 8
+from controller.service.views import NullTopology, Views
 
 
-class NullTopology:
-    """Topology facts the views show; the app plugs in the live graph."""
-
-    def host_connected(self, dpid):
-        return False
-
-    def port_number(self, dpid, name):
-        return None
-
-
-class VpcService(NatOperations, SecurityGroupOperations):
+class VpcService(Views, NatOperations, SecurityGroupOperations):
     def __init__(self, state, store, topology=None, underlay_mtu=1500, on_change=None,
                  lock=None):
         self.state = state
@@ -53,22 +34,6 @@ class VpcService(NatOperations, SecurityGroupOperations):
         self.underlay_mtu = underlay_mtu
         self.on_change = on_change or (lambda hosts: None)
         self.lock = lock or threading.RLock()
-        if getattr(store, "optimistic", False):
-            for name in MUTATORS:
-                setattr(self, name, self._retrying(getattr(self, name)))
-
-    def _retrying(self, operation):
-        def run(*args, **kwargs):
-            for attempt in range(CONFLICT_RETRIES):
-                try:
-                    return operation(*args, **kwargs)
-                except StoreConflict:
-                    self.refresh()
-                    time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-            raise conflict("the model kept changing under this request; try again",
-                           code="busy")
-        run.__name__ = operation.__name__
-        return run
 
     def refresh(self):
         """Take in what others wrote to a shared store; recompile what it touched."""
@@ -86,7 +51,11 @@ class VpcService(NatOperations, SecurityGroupOperations):
     def _commit(self, ops, hosts, first=None):
         """Persist, apply, and name the hosts to recompile: `first` (the host of
         the port the request is about) ahead of the others, so its flows -- the
-        ones the caller is waiting for -- are not queued behind its peers'."""
+        ones the caller is waiting for -- are not queued behind its peers'.
+        Only a @mutator operation may commit (see controller/service/mutator.py)."""
+        if not mutator_active():
+            raise RuntimeError("a commit outside a @mutator operation: mark the public "
+                               "method that commits with @mutator")
         self.store.commit(ops)
         self.state.apply(ops)
         hosts = set(hosts)
@@ -101,39 +70,8 @@ class VpcService(NatOperations, SecurityGroupOperations):
     def _tenant_hosts(self, tenant):
         return {p.host for p in self.state.ports_of(tenant)}
 
-    # --- views ----------------------------------------------------------
-    def host_view(self, h):
-        return {"name": h.name, "dpid": v.dpid_str(h.dpid), "tunnel_ip": h.tunnel_ip,
-                "uplink_port": h.uplink_port, "external_port": h.external_port,
-                "external_ip": h.external_ip, "external_gateway": h.external_gateway,
-                "connected": self.topology.host_connected(h.dpid)}
-
-    def tenant_view(self, t):
-        return {"name": t.name, "network": t.network, "segment": t.segment, "id": t.id,
-                "subnets": [s.cidr for s in self.state.subnets_of(t.name)],
-                "ports": len(self.state.ports_of(t.name)), "router_mac": router_mac(t.id),
-                "snat": t.snat,
-                "snat_ports": list(SNAT_PORTS) if t.snat else None}
-
-    def subnet_view(self, s):
-        return {"tenant": s.tenant, "cidr": s.cidr, "gateway": s.gateway,
-                "ports": sum(1 for p in self.state.ports_of(s.tenant) if p.subnet == s.cidr)}
-
-    def mtu_for(self, tenant):
-        return self.underlay_mtu - ENCAP_OVERHEAD[tenant.network]
-
-    def port_view(self, p):
-        subnet = self.state.subnets[subnet_key(p.tenant, p.subnet)]
-        host = self.state.hosts.get(p.host)
-        ofport = self.topology.port_number(host.dpid, p.port) if host else None
-        return {"id": p.id, "tenant": p.tenant, "host": p.host, "port": p.port,
-                "ip": p.ip, "mac": p.mac, "prefixlen": subnet.net.prefixlen,
-                "gateway": subnet.gateway, "subnet": p.subnet,
-                "mtu": self.mtu_for(self.state.tenants[p.tenant]),
-                "status": "up" if ofport is not None else "down", "ofport": ofport,
-                "security_groups": list(p.security_groups), "port_security": p.port_security}
-
     # --- hosts ----------------------------------------------------------
+    @mutator
     def create_host(self, body):
         v.body_fields(body, required=("name", "dpid", "tunnel_ip"),
                       optional=("uplink_port", "external_port", "external_ip",
@@ -189,6 +127,7 @@ class VpcService(NatOperations, SecurityGroupOperations):
     def list_hosts(self):
         return [self.host_view(h) for _, h in sorted(self.state.hosts.items())]
 
+    @mutator
     def delete_host(self, name):
         with self.lock:
             self.get_host(name)
@@ -199,6 +138,7 @@ class VpcService(NatOperations, SecurityGroupOperations):
             self._commit([("del", "hosts", name)], set(self.state.hosts))
 
     # --- tenants --------------------------------------------------------
+    @mutator
     def create_tenant(self, body):
         v.body_fields(body, required=("name", "network"), optional=("segment",))
         name = v.name(body["name"], "tenant name")
@@ -233,6 +173,7 @@ class VpcService(NatOperations, SecurityGroupOperations):
     def list_tenants(self):
         return [self.tenant_view(t) for _, t in sorted(self.state.tenants.items())]
 
+    @mutator
     def delete_tenant(self, name):
         with self.lock:
             self._tenant(name)
@@ -247,6 +188,7 @@ class VpcService(NatOperations, SecurityGroupOperations):
             self._commit(ops, ())
 
     # --- subnets --------------------------------------------------------
+    @mutator
     def create_subnet(self, tenant_name, body):
         v.body_fields(body, required=("cidr",), optional=("gateway",))
         net = v.cidr(body["cidr"])
@@ -284,6 +226,7 @@ class VpcService(NatOperations, SecurityGroupOperations):
         self._tenant(tenant_name)
         return [self.subnet_view(s) for s in self.state.subnets_of(tenant_name)]
 
+    @mutator
     def delete_subnet(self, tenant_name, cidr_text):
         with self.lock:
             s = self._subnet(tenant_name, cidr_text)
@@ -294,6 +237,7 @@ class VpcService(NatOperations, SecurityGroupOperations):
                          self._tenant_hosts(tenant_name))
 
     # --- ports ----------------------------------------------------------
+    @mutator
     def create_port(self, tenant_name, body):
         v.body_fields(body, required=("host", "port"),
                       optional=("ip", "mac", "subnet", "security_groups", "port_security"))
@@ -383,6 +327,7 @@ class VpcService(NatOperations, SecurityGroupOperations):
         self._tenant(tenant_name)
         return [self.port_view(p) for p in self.state.ports_of(tenant_name)]
 
+    @mutator
     def delete_port(self, tenant_name, port_id):
         with self.lock:
             p = self._port(tenant_name, port_id)

@@ -4,8 +4,10 @@ Why: the layout refactor (and any later one) must not change a single flow by
 accident.  `capture()` compiles every world below and renders each flow as one
 line of plain numbers and strings (table and priority as ints, so renaming a
 table or a priority band is not a difference; the cookie as hex, so a change of
-owner encoding is).  tests/golden/flows.json.gz holds the capture made before
-the move; tests/unit/compile/test_golden.py compares against it.
+owner encoding is).  tests/golden/flows.json.gz was first captured before the
+layout move, then regenerated once for the intended priority/cookie fixes
+(each listed in that commit); tests/unit/compile/test_golden.py compares
+against it.
 
 Regenerate (only for an intended change, and list the differences in the
 commit):  .venv/bin/python -m tests.support.golden --write

@@ -2,6 +2,7 @@
 report, and a simulated network of those switches (uplinks on one VLAN
 fabric, VXLAN and GRE ports in a full mesh)."""
 from controller.compile.datapath import compile_datapath
+from controller.compile.pipeline import TUNNEL_PORTS
 from controller.flowsim import Network
 from controller.model.state import State
 from controller.service.secgroups import default_rules
@@ -85,7 +86,7 @@ class World:
         self.state.apply(fip_ops)
         spec = {}
         for i in range(1, hosts + 1):
-            names = {"patch-phy": UPLINK, "vxlan0": VXLAN, "gre0": GRE}
+            names = {"patch-phy": UPLINK, TUNNEL_PORTS["vxlan"]: VXLAN, TUNNEL_PORTS["gre"]: GRE}
             macs = {}
             if i in external:
                 names["ext0"], macs["ext0"] = EXT, ext_mac(i)

@@ -1,14 +1,16 @@
-"""The OpenAPI document (controller/openapi.py, GET /v1/openapi.json) stays true.
+"""The OpenAPI document (controller/api/openapi.py, GET /v1/openapi.json) stays true.
 
-- Every route of RestApi's mapper is in the document and vice versa, with the
-  same methods; a 405 names exactly the documented methods in `Allow`.
+- The document's operations are generated from the route table RestApi serves
+  (controller/api/routes.py): every route of the mapper is in the document and
+  vice versa, with the same methods and success status; a 405 names exactly
+  the documented methods in `Allow`.
 - Example requests, in a fresh world each: a body the schema rejects gets 400
   from the server; the status is the one the example expects and is documented
   for the operation; the response body matches the documented schema.
 - Every status code documented for an operation is produced by some example,
   so the document lists nothing that cannot happen.
 - The string patterns of the document and the validators of
-  controller/validate.py accept the same strings (property test).
+  controller/service/validate.py accept the same strings (property test).
 """
 import functools
 import json
@@ -20,8 +22,9 @@ from hypothesis import given, settings, strategies as st
 from controller.api import openapi
 from controller.service import validate
 from controller.service.errors import ApiError
+from controller.api.body import MAX_BODY
 from controller.api.openapi import document
-from controller.api.rest import MAX_BODY
+from controller.api.routes import ROUTES
 from tests.support.rest_api import Api
 
 jsonschema_rs = pytest.importorskip("jsonschema_rs")   # comes with schemathesis ([test] extra)
@@ -82,8 +85,22 @@ def _mapper_routes(app):
 def test_every_route_is_documented_and_nothing_else(api):
     documented = {(m.upper(), _template(p)) for p, ops in DOC["paths"].items() for m in ops}
     served = _mapper_routes(api.app)
+    table = {(r.method, _template(r.path)) for r in ROUTES}
+    assert served == table, "the mapper serves something else than the route table"
     assert served - documented == set(), "routes missing from the document"
     assert documented - served == set(), "documented operations that are not routes"
+
+
+def test_each_operation_is_generated_from_its_route():
+    """Same path template, same parameter names in path order, same success
+    status and schemas: the document cannot drift from what is served."""
+    assert sum(len(ops) for ops in DOC["paths"].values()) == len(ROUTES)
+    for route in ROUTES:
+        op = DOC["paths"][route.path][route.method.lower()]
+        assert op == openapi.operation(route)
+        assert [p["name"] for p in op.get("parameters", [])] == list(route.params)
+        assert str(route.status) in op["responses"]
+        assert ("requestBody" in op) == (route.body is not None)
 
 
 def test_document_is_served_and_json_clean(api):

@@ -4,6 +4,9 @@ tests/golden/flows.json.gz was captured from main before controller/ became
 packages (tests/support/golden.py says how); every world there is compiled
 again here and compared flow by flow.  An intended change to the flows
 regenerates the file in the same commit and names each difference there.
+Regenerated once since, for issue 14's one-meaning-per-name fixes (EXT_IN ARP
+band 110, SG_LOOKUP cookie kind, NAT owner = tenant id); the flows before it
+are kept for the upgrade test (tests/unit/reconcile/test_upgrade_hitless.py).
 """
 from tests.support import golden
 

@@ -2,16 +2,14 @@
 what any switch ends up holding: recompiling only overlay peers, the model's
 and the topology's caches, pre-serialized flow-mods, bounded reconciles,
 reply timeouts that count silence rather than total time."""
-import struct
 
 import eventlet
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from controller.southbound import ofsender
 from controller.compile.datapath import compile_datapath, overlay_peers
 from controller.compile.flows import flow
 from controller.model.state import State
-from controller.compile.pipeline import CookieKind, Table
+from controller.compile.pipeline import Table
 from controller.reconcile.plan import SwitchSync
 from topology.graph import Topology, TopoView
 from tests.support.worlds import World
@@ -92,90 +90,6 @@ def test_topology_snapshot_is_cached_until_something_changes():
     assert not t.snapshot().connected(1)
 
 
-class FakeDp:
-    ofproto = ofsender.ofp
-    ofproto_parser = ofsender.parser
-    id = 7
-
-    def __init__(self):
-        self.xid = 0
-        self.sent = []
-        self.on_send = None
-
-    def set_xid(self, msg):
-        self.xid += 1
-        msg.set_xid(self.xid)
-        return self.xid
-
-    def send_msg(self, msg):
-        if msg.xid is None:
-            self.set_xid(msg)
-        msg.serialize()
-        self.sent.append(msg)
-        if self.on_send:
-            self.on_send(msg)
-        return True
-
-
-def test_cached_flow_mod_bytes_equal_a_fresh_serialization_with_the_xid_patched():
-    dp, cache = FakeDp(), ofsender.FlowModCache(size=2)
-    f1 = flow(Table.L2, 100, {"eth_dst": "02:00:00:00:00:01", "metadata": 5},
-              actions=[("output", 3)], kind=CookieKind.PORT, owner=1)
-    f2 = flow(Table.L2, 100, {"eth_dst": "02:00:00:00:00:01", "metadata": 5},
-              actions=[("output", 3)], kind=CookieKind.PORT, owner=2)  # same content
-    for xid, f in ((41, f1), (42, f1), (43, f2)):
-        m = cache.message(dp, f)
-        m.set_xid(xid)
-        m.serialize()
-        fresh = ofsender.add_flow_mod(dp, f)
-        fresh.set_xid(xid)
-        fresh.serialize()
-        assert bytes(m.buf) == bytes(fresh.buf)
-        assert struct.unpack_from("!I", m.buf, 4)[0] == xid
-    assert (cache.hits, cache.misses) == (1, 2)
-    f3 = flow(Table.L2, 100, {"in_port": 1}, actions=[("output", 2)])
-    cache.message(dp, f3)
-    assert len(cache._data) == 2                              # bounded, oldest dropped
-
-
-def test_a_cached_flow_mod_inside_a_bundle_carries_the_bundles_xid():
-    dp = FakeDp()
-    f1 = flow(Table.L2, 100, {"in_port": 1}, actions=[("output", 2)])
-    add = ofsender.parser.ONFBundleAddMsg(dp, 1, ofsender.BUNDLE_FLAGS,
-                                          ofsender.FLOW_MODS.message(dp, f1), [])
-    dp.set_xid(add)
-    add.serialize()
-    inner = add.buf[16 + 8:]                      # experimenter header + bundle id/flags
-    assert struct.unpack_from("!I", inner, 4)[0] == add.xid
-
-
-def test_multipart_replies_that_keep_coming_are_not_a_timeout():
-    dp = FakeDp()
-    session = ofsender.OFSession(dp)
-
-    class Part:
-        def __init__(self, xid):
-            self.xid = xid
-
-    def stream(msg):
-        def parts():
-            for _ in range(8):                      # 8 x 30 ms > the 100 ms timeout
-                eventlet.sleep(0.03)
-                session.on_reply(Part(msg.xid), more=True)
-            session.on_reply(Part(msg.xid), more=False)
-        eventlet.spawn(parts)
-    dp.on_send = stream
-    replies = session.call(ofsender.parser.OFPBarrierRequest(dp), timeout=0.1)
-    assert len(replies) == 9
-    dp.on_send = None
-    try:
-        session.call(ofsender.parser.OFPBarrierRequest(dp), timeout=0.1)
-    except ofsender.SwitchError as exc:
-        assert "no reply" in str(exc)
-    else:
-        raise AssertionError("silence must time out")
-
-
 def test_reconciles_share_a_bounded_number_of_slots():
     from eventlet.semaphore import Semaphore
     running, peak = [0], [0]
@@ -220,45 +134,6 @@ def test_reconcile_settings_come_from_the_environment():
                 {"VPC_STARTUP_GRACE": "soon"}):
         with pytest.raises(ConfigError):
             Config.from_env(bad)
-
-
-def test_flow_stats_parse_to_cookies_that_match_the_full_parser():
-    """Serialize real flow-stats entries (as OVS sends them) and parse them both ways."""
-    p, o = ofsender.parser, ofsender.ofp
-    flows = [flow(Table.L2, 100 + i, {"eth_dst": f"02:00:00:00:00:0{i}", "metadata": i},
-                  actions=[("output", i + 1)], kind=CookieKind.PORT, owner=i) for i in range(1, 5)]
-    buf = bytearray()
-    for f in flows:
-        st = p.OFPFlowStats(table_id=f.table, duration_sec=1, duration_nsec=2, priority=f.priority,
-                            idle_timeout=0, hard_timeout=0, flags=0, cookie=f.cookie,
-                            packet_count=3, byte_count=4, match=p.OFPMatch(**f.match_dict()),
-                            instructions=ofsender.to_instructions(f))
-        # os-ken has no serializer for a flow-stats entry: pack it like OVS does
-        mbuf = bytearray()
-        st.match.serialize(mbuf, 0)
-        ibuf = bytearray()
-        for inst in st.instructions:
-            inst.serialize(ibuf, len(ibuf))
-        length = o.OFP_FLOW_STATS_0_SIZE + len(mbuf) + len(ibuf)
-        head = struct.pack(o.OFP_FLOW_STATS_0_PACK_STR, length, f.table, 1, 2, f.priority,
-                           0, 0, 0, f.cookie, 3, 4)
-        buf += head + mbuf + ibuf
-    offset, full, fast = 0, [], []
-    while offset < len(buf):
-        a = p.OFPFlowStats.parser(buf, offset)
-        b = ofsender.CookieFlowStats.parser(buf, offset)
-        assert (a.length, a.table_id, a.priority, a.cookie) == \
-               (b.length, b.table_id, b.priority, b.cookie)
-        full.append(a.cookie)
-        fast.append(b.cookie)
-        offset += b.length
-    assert fast == full == [f.cookie for f in flows]
-    saved = p.OFPFlowStatsReply.cls_stats_body_cls
-    try:
-        ofsender.use_cookie_flow_stats()
-        assert p.OFPFlowStatsReply.cls_stats_body_cls is ofsender.CookieFlowStats
-    finally:
-        p.OFPFlowStatsReply.cls_stats_body_cls = saved
 
 
 def test_presumed_hosts_count_as_connected_for_the_compiler_until_given_up():

@@ -1,25 +1,22 @@
 """Roles: what the controller says to a switch, leader or not (no etcd needed)."""
-from types import SimpleNamespace
-
-from os_ken.ofproto import ofproto_v1_3 as ofp
-from os_ken.ofproto import ofproto_v1_3_parser as parser
-
-from controller.ha.election import Roles, _gen_ahead
+from controller.ha.roles import Roles, _gen_ahead
+from controller.runtime.switches import Switches
 
 
 class FakeSession:
+    """The southbound session's role() as a switch answers it."""
+
     def __init__(self, bridge_gen, refuse_master=False):
-        self.dp = SimpleNamespace(ofproto=ofp, ofproto_parser=parser)
         self.dpid = 1
         self.bridge_gen = bridge_gen
         self.refuse_master = refuse_master
         self.sent = []
 
-    def call(self, msg):
-        self.sent.append((msg.role, msg.generation_id))
-        if msg.role == ofp.OFPCR_ROLE_MASTER and self.refuse_master:
+    def role(self, role, generation=0):
+        self.sent.append((role, generation))
+        if role == "master" and self.refuse_master:
             raise RuntimeError("type=11 code=0")          # stale generation
-        return [SimpleNamespace(generation_id=self.bridge_gen, role=msg.role)]
+        return self.bridge_gen
 
 
 class FakeElection:
@@ -38,36 +35,36 @@ class FakeElection:
 def roles(election):
     r = Roles.__new__(Roles)
     r.election, r.started, r.store_kind = election, {}, "etcd"
-    r.app = SimpleNamespace(sessions={}, syncs={})
+    r.switches = Switches()
     return r
 
 
 def test_follower_sends_slave_with_the_bridges_generation():
     s = FakeSession(bridge_gen=7)
     assert roles(FakeElection(False, 0)).switch_ready(s) is False
-    assert s.sent == [(ofp.OFPCR_ROLE_NOCHANGE, 0), (ofp.OFPCR_ROLE_SLAVE, 7)]
+    assert s.sent == [("nochange", 0), ("slave", 7)]
 
 
 def test_leader_claims_master_with_its_generation():
     s = FakeSession(bridge_gen=2)
     assert roles(FakeElection(True, 3)).switch_ready(s) is True
-    assert s.sent[-1] == (ofp.OFPCR_ROLE_MASTER, 3)
+    assert s.sent[-1] == ("master", 3)
 
 
 def test_undefined_bridge_generation_is_not_ahead():
     s = FakeSession(bridge_gen=0xFFFF_FFFF_FFFF_FFFF)
     assert roles(FakeElection(True, 1)).switch_ready(s) is True
-    assert s.sent[-1] == (ofp.OFPCR_ROLE_MASTER, 1)
+    assert s.sent[-1] == ("master", 1)
 
 
 def test_bridge_ahead_bumps_only_while_leading():
     s = FakeSession(bridge_gen=40)
     e = FakeElection(True, 3)
     assert roles(e).switch_ready(s) is True and e.bumped == 40
-    assert s.sent[-1] == (ofp.OFPCR_ROLE_MASTER, 41)
+    assert s.sent[-1] == ("master", 41)
     s = FakeSession(bridge_gen=40)
     assert roles(FakeElection(True, 3, can_bump=False)).switch_ready(s) is False
-    assert all(role != ofp.OFPCR_ROLE_MASTER for role, _ in s.sent)
+    assert all(role != "master" for role, _ in s.sent)
 
 
 def test_stale_master_claim_means_no_reconcile():

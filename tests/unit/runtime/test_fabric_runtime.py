@@ -4,6 +4,7 @@ flow only the new set has while another still holds one only the old set had).""
 import eventlet
 
 from controller.compile.datapath import compile_datapath
+from controller.runtime.switches import Switches
 from controller.runtime.fabric import FabricRuntime
 from controller.reconcile.plan import SwitchSync
 from topology import lldp
@@ -54,9 +55,10 @@ class Rig:
         self.state = self.w.state
         self.topo = Topology()
         self.topo.sync_hosts(self.state.hosts.values())
-        self.sessions, self.syncs = {}, {}
+        self.switches = Switches()
+        self.sessions, self.syncs = self.switches.sessions, self.switches.syncs
         self.clock = Clock()
-        self.rt = FabricRuntime(self.topo, self.state, self.sessions, self.syncs,
+        self.rt = FabricRuntime(self.topo, self.state, self.switches,
                                 interval=1, timeout=3, clock=self.clock)
         for h in (1, 2, 3, 4):
             self.connect(h, dict(self.w.topo.ports(h)))

@@ -10,7 +10,7 @@ import pytest
 
 from controller import flowsim
 from controller.flowsim import SimError
-from controller.compile.pipeline import OFPVID_PRESENT, CookieKind, Prio
+from controller.compile.pipeline import OFPVID_PRESENT, Prio, describe_cookie
 from topology import lldp
 from topology.fabric import Fabric, fabric_for
 from topology.graph import Topology
@@ -256,16 +256,16 @@ def test_fabric_switches_hold_only_what_they_need():
     spine3, spine4, leaf1 = w.flows[FABRIC_BASE + 3], w.flows[FABRIC_BASE + 4], w.flows[FABRIC_BASE + 1]
     base = {(f.priority, f.match) for f in spine4}
     # spine 4 is on no path and not in the tree: only LLDP and the drop
-    assert base == {(Prio.LLDP, (("eth_type", 0x88CC),)), (Prio.MISS, ())}
+    assert base == {(Prio.FABRIC.LLDP, (("eth_type", 0x88CC),)), (Prio.FABRIC.MISS, ())}
     # no fabric flow mentions the VXLAN tenant, nor a switch-internal table
     for flows in (spine3, leaf1):
         assert {f.table for f in flows} == {0}
-        assert all((f.owner >> 56) == CookieKind.FABRIC for f in flows)
+        assert all(describe_cookie(f.cookie)["kind"] == "fabric" for f in flows)
         vids = {dict(f.match).get("vlan_vid") for f in flows} - {None}
         assert vids <= {OFPVID_PRESENT | 10, OFPVID_PRESENT | 20}
     # spine 3 carries red's and blue's MACs both ways, but leaf 1 floods blue
     # only between its tree port and h1 (blue lives on h1 and h3)
-    macs = {dict(f.match)["eth_dst"] for f in spine3 if f.priority == Prio.ALLOW}
+    macs = {dict(f.match)["eth_dst"] for f in spine3 if f.priority == Prio.FABRIC.PATH}
     assert macs == {w.state.ports[p].mac for p in RED + BLUE}
     # h2 and h3 share leaf 2: red between them never needs leaf 1's flows for
     # p2 <-> p3, but p1 needs the path to them
@@ -308,7 +308,7 @@ def test_standby_attachment_drops_what_arrives_there():
     w = FabricWorld(LEAFSPINE, {1: [1, 2], 2: 2}, [("red", "vlan", 10)],
                     [("red", 1, "10.0.0.2"), ("red", 2, "10.0.0.3")])
     leaf2 = {(f.priority, f.match): f for f in w.flows[FABRIC_BASE + 2]}
-    assert (Prio.DROP_SPOOF, (("in_port", 101),)) in leaf2
+    assert (Prio.FABRIC.STANDBY_DROP, (("in_port", 101),)) in leaf2
     assert not any(("output", 101) in f.actions for f in leaf2.values())
 
 

@@ -1,0 +1,156 @@
+"""Every operation of REST API v1, declared once.
+
+rest.py serves this table (one mapper route per entry, the handler called with
+the path parameters in order, then the JSON body when the entry has one);
+openapi.py describes it (one OpenAPI operation per entry).  So a route cannot
+be served without being documented, or documented without being served, and
+the two cannot disagree on a path, a method or a success status.
+
+Pure data: this module imports nothing of the controller, so both rest.py and
+openapi.py can import it without importing each other.
+
+An entry's `handler` names a method of the service (VpcService), or, with the
+prefix "app.", an attribute of RestApi itself (health, topology, this
+document).  Schema names refer to components of the OpenAPI document; "X[]"
+is a JSON array of X.  `errors` lists the 4xx an operation can answer besides
+the ones every body-taking operation can (400, 413, 415), which are added for
+entries with a `body`.
+"""
+import re
+from dataclasses import dataclass
+
+# Path parameters: (description, example, metric name).  The metric name is the
+# parameter's name in the first routes of v1, kept in the `route` label of
+# /metrics (Route.metric_route) so that series stay continuous across this
+# table's introduction and dashboards keep matching.
+PARAMS = {
+    "host": ("Host name.", "h1", "name"),
+    "tenant": ("Tenant name.", "red", "t"),
+    "subnet": ("The subnet's CIDR with '_' for '/'.", "10.0.0.0_24", "c"),
+    "port_id": ("Port id.", "3f2a9c1d7e4b", "pid"),
+    "forward_id": ("Port forward id.", "9b1e0c2d4a6f", "i"),
+    "fip_id": ("Floating IP id.", "5c7d9e1f3a2b", "i"),
+    "group": ("Security group name.", "default", "g"),
+    "rule_id": ("Rule id.", "4e5f6a7b", "rid"),
+}
+_PARAM_RE = re.compile(r"\{([a-z_]+)\}")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: str
+    op_id: str
+    summary: str
+    status: int              # the success status
+    response: object         # schema name, "Name[]", an inline schema dict, or None (no body)
+    response_text: str
+    body: str = None         # schema name of the request body, None when it takes none
+    errors: tuple = ()
+    tag: str = ""
+    description: str = None
+
+    @property
+    def params(self):
+        """Path parameter names, in path order (the handler's leading arguments)."""
+        return tuple(_PARAM_RE.findall(self.path))
+
+    @property
+    def metric_route(self):
+        """The path template as the `route` label of /metrics spells it."""
+        return _PARAM_RE.sub(lambda m: "{" + PARAMS[m.group(1)][2] + "}", self.path)
+
+    @property
+    def writes(self):
+        """Whether the operation may change the model (its handler commits)."""
+        return self.method != "GET"
+
+
+def _collection(tag, singular, base, item, schema, create_body, handlers, create_errors,
+                delete_errors, delete_text):
+    """list + create on `base`, get + delete on `item`: four routes of one shape."""
+    list_, create, get, delete = handlers
+    return [
+        Route("GET", base, list_, f"list{schema}s", f"List the tenant's {singular}s.", 200,
+              f"{schema}[]", f"The {singular}s.", errors=(404,), tag=tag),
+        Route("POST", base, create, f"create{schema}", f"Create a {singular}.", 201, schema,
+              f"The new {singular}.", body=create_body, errors=create_errors, tag=tag),
+        Route("GET", item, get, f"get{schema}", f"One {singular}.", 200, schema, singular,
+              errors=(404,), tag=tag),
+        Route("DELETE", item, delete, f"delete{schema}", f"Delete a {singular}.", 204, None,
+              "Deleted.", errors=delete_errors, tag=tag, description=delete_text),
+    ]
+
+
+_T = "/v1/tenants/{tenant}"
+_SG = _T + "/security-groups"
+
+ROUTES = (
+    Route("GET", "/v1/health", "app.health", "health", "Liveness and counts.", 200, "Health",
+          "The controller is up.", tag="meta"),
+    Route("GET", "/v1/topology", "app.topology_json", "topology",
+          "The learned topology graph.", 200, "Topology", "networkx node-link JSON.",
+          tag="meta"),
+    Route("GET", "/v1/openapi.json", "app.openapi", "openapi", "This document.", 200,
+          {"type": "object"}, "OpenAPI 3.1.", tag="meta"),
+    # hosts
+    Route("GET", "/v1/hosts", "list_hosts", "listHosts", "List hosts.", 200, "Host[]",
+          "All hosts, by name.", tag="hosts"),
+    Route("POST", "/v1/hosts", "create_host", "createHost",
+          "Register a host (its br-int's dpid and tunnel IP).", 201, "Host", "The new host.",
+          body="HostCreate", errors=(409,), tag="hosts"),
+    Route("GET", "/v1/hosts/{host}", "get_host", "getHost", "One host.", 200, "Host",
+          "The host.", errors=(404,), tag="hosts"),
+    Route("DELETE", "/v1/hosts/{host}", "delete_host", "deleteHost", "Forget a host.", 204,
+          None, "Deleted.", errors=(404, 409), tag="hosts",
+          description="Refused (409 in_use) while ports are attached on it."),
+    # tenants
+    Route("GET", "/v1/tenants", "list_tenants", "listTenants", "List tenants.", 200,
+          "Tenant[]", "All tenants.", tag="tenants"),
+    Route("POST", "/v1/tenants", "create_tenant", "createTenant", "Create a tenant (a VPC).",
+          201, "Tenant", "The new tenant.", body="TenantCreate", errors=(409,), tag="tenants"),
+    Route("GET", _T, "get_tenant", "getTenant", "One tenant.", 200, "Tenant", "The tenant.",
+          errors=(404,), tag="tenants"),
+    Route("DELETE", _T, "delete_tenant", "deleteTenant",
+          "Delete a tenant, its subnets and floating IPs.", 204, None, "Deleted.",
+          errors=(404, 409), tag="tenants", description="Refused (409 in_use) while it has ports."),
+    Route("PUT", _T + "/snat", "set_snat", "setSnat",
+          "Turn SNAT to the outside on or off for a tenant.", 200, "Tenant", "The tenant.",
+          body="SnatSet", errors=(404,), tag="nat"),
+    # subnets, ports
+    *_collection("subnets", "subnet", _T + "/subnets", _T + "/subnets/{subnet}", "Subnet",
+                 "SubnetCreate", ("list_subnets", "create_subnet", "get_subnet",
+                                  "delete_subnet"),
+                 (404, 409), (404, 409), "Refused (409 in_use) while ports use it."),
+    *_collection("ports", "port", _T + "/ports", _T + "/ports/{port_id}", "Port", "PortCreate",
+                 ("list_ports", "create_port", "get_port", "delete_port"),
+                 (404, 409), (404,), "Also deletes the port's port forwards."),
+    Route("PATCH", _T + "/ports/{port_id}", "update_port", "updatePort",
+          "Change a port's security groups or port security.", 200, "Port", "The port.",
+          body="PortUpdate", errors=(404,), tag="ports"),
+    # security groups
+    *_collection("security-groups", "security group", _SG, _SG + "/{group}", "SecurityGroup",
+                 "SecurityGroupCreate", ("list_groups", "create_group", "get_group",
+                                         "delete_group"),
+                 (404, 409), (404, 409),
+                 "Refused (409 in_use) for the default group, a group ports use, and a group "
+                 "other groups' rules name as remote."),
+    Route("PUT", _SG + "/{group}", "replace_rules", "replaceRules",
+          "Replace a security group's rules.", 200, "SecurityGroup", "The group.",
+          body="SecurityGroupRules", errors=(404,), tag="security-groups"),
+    Route("POST", _SG + "/{group}/rules", "add_rule", "addRule",
+          "Add a rule to a security group.", 201, "Rule", "The new rule.", body="RuleCreate",
+          errors=(404,), tag="security-groups"),
+    Route("DELETE", _SG + "/{group}/rules/{rule_id}", "delete_rule", "deleteRule",
+          "Delete a rule.", 204, None, "Deleted.", errors=(404,), tag="security-groups"),
+    # NAT
+    *_collection("port-forwards", "port forward", _T + "/port-forwards",
+                 _T + "/port-forwards/{forward_id}", "PortForward", "PortForwardCreate",
+                 ("list_forwards", "create_forward", "get_forward", "delete_forward"),
+                 (404, 409), (404,), None),
+    *_collection("floating-ips", "floating IP", _T + "/floating-ips",
+                 _T + "/floating-ips/{fip_id}", "FloatingIP", "FloatingIPCreate",
+                 ("list_fips", "create_fip", "get_fip", "delete_fip"),
+                 (404, 409), (404,), None),
+)

@@ -1,0 +1,201 @@
+"""One connected switch: requests and replies, bundles, roles, ports, packet-outs.
+
+It reads the cookies a switch holds, applies a change as one atomic, ordered ONF bundle (the OVN ofctrl lesson: the
+switch goes from the old flow set to the new one with nothing in between).
+
+Replies are matched to requests by xid.  The os-ken app's event handlers call
+`on_reply` / `on_error`; the caller waits in its own greenthread (never in the
+app's event loop, which must stay free to deliver those replies).
+
+LAB.md gotcha handled here: a message rejected when *added* to a bundle does
+not poison it, so after the adds we send a barrier, look for errors against
+the adds' xids, and discard the bundle if any came back.
+"""
+import itertools
+import logging
+import time
+
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from controller.southbound.flowmod import FLOW_MODS, delete_cookie_mod
+from controller.southbound.events import port_desc
+from controller.southbound.frames import arp_request
+
+LOG = logging.getLogger(__name__)
+BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+REPLY_TIMEOUT = 15.0
+BUNDLE_CHUNK = 5000   # adds per bundle-add burst before a barrier (keeps queues sane)
+YIELD_EVERY = 256          # flow-mods built between cooperative yields
+ROLES = {"nochange": ofp.OFPCR_ROLE_NOCHANGE, "equal": ofp.OFPCR_ROLE_EQUAL,
+         "master": ofp.OFPCR_ROLE_MASTER, "slave": ofp.OFPCR_ROLE_SLAVE}
+NO_GENERATION = 0xFFFF_FFFF_FFFF_FFFF   # what a bridge reports before any master claim
+
+
+class SwitchError(Exception):
+    """The switch refused something or did not answer."""
+
+
+class _Pending:
+    def __init__(self):
+        self.event = hub.Event()
+        self.replies = []
+        self.error = None
+        self.progress = time.monotonic()
+
+
+class OFSession:
+    """One connected datapath, with request/reply matching."""
+
+    _bundle_ids = itertools.count(1)
+
+    def __init__(self, dp):
+        self.dp = dp
+        self.dpid = dp.id
+        self._pending = {}
+        self._watch = {}   # xid -> error, for bundle adds
+        self.bundle_trouble = None
+
+    # --- called from the app's event handlers --------------------------------
+    def on_reply(self, msg, more=False):
+        p = self._pending.get(msg.xid)
+        if p is None:
+            return
+        p.replies.append(msg)
+        p.progress = time.monotonic()
+        if not more:
+            p.event.set()
+
+    def on_error(self, msg):
+        matched = msg.xid in self._watch or msg.xid in self._pending
+        if msg.xid in self._watch:
+            self._watch[msg.xid] = msg
+        p = self._pending.get(msg.xid)
+        if p is not None:
+            p.error = msg
+            p.event.set()
+        if not matched and msg.type == ofp.OFPET_EXPERIMENTER:
+            # e.g. OFPBFC_TIMEOUT: OVS discarded an idle bundle on its own and says
+            # so with the open's xid, which nobody waits for any more.  The running
+            # reconcile must not believe its commit applied everything.
+            LOG.warning("dpid %016x: unsolicited bundle error %s", self.dpid,
+                        _describe_error(msg))
+            self.bundle_trouble = msg
+
+    def fail_all(self, reason):
+        for p in self._pending.values():
+            p.error = reason
+            p.event.set()
+
+    # --- requests -----------------------------------------------------------------
+    def call(self, msg, timeout=REPLY_TIMEOUT):
+        self.dp.set_xid(msg)
+        p = self._pending[msg.xid] = _Pending()
+        try:
+            if not self.dp.send_msg(msg):
+                raise SwitchError(f"dpid {self.dpid:016x}: connection is gone")
+            # `timeout` bounds silence, not the whole answer: a dump of many
+            # thousand flows arrives in parts, and each part is progress.
+            while not p.event.wait(timeout=max(0.05, p.progress + timeout - time.monotonic())):
+                if time.monotonic() - p.progress >= timeout:
+                    raise SwitchError(f"dpid {self.dpid:016x}: no reply to "
+                                      f"{type(msg).__name__} within {timeout:.0f}s")
+            if p.error is not None:
+                raise SwitchError(f"dpid {self.dpid:016x}: {type(msg).__name__} failed: "
+                                  f"{_describe_error(p.error)}")
+            return p.replies
+        finally:
+            self._pending.pop(msg.xid, None)
+
+    def barrier(self):
+        self.call(parser.OFPBarrierRequest(self.dp))
+
+    def dump_cookies(self):
+        """Cookies of every flow the switch holds (one per flow)."""
+        req = parser.OFPFlowStatsRequest(self.dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                         0, 0, parser.OFPMatch())
+        cookies = []
+        for reply in self.call(req):
+            cookies += [stat.cookie for stat in reply.body]
+        return cookies
+
+    def apply(self, delete_cookies, add_flows):
+        """Deletes then adds, as one atomic ordered bundle.  Returns messages sent."""
+        msgs = [delete_cookie_mod(self.dp, c) for c in delete_cookies]
+        for n, f in enumerate(add_flows, 1):
+            msgs.append(FLOW_MODS.message(self.dp, f))
+            if n % YIELD_EVERY == 0:
+                hub.sleep(0)     # building is CPU work: let handshakes and replies in
+        if not msgs:
+            return 0
+        bid = next(self._bundle_ids) & 0xFFFF_FFFF
+        self.bundle_trouble = None
+        self._ctrl(bid, ofp.ONF_BCT_OPEN_REQUEST)
+        try:
+            for start in range(0, len(msgs), BUNDLE_CHUNK):
+                xids = []
+                for m in msgs[start:start + BUNDLE_CHUNK]:
+                    add = parser.ONFBundleAddMsg(self.dp, bid, BUNDLE_FLAGS, m, [])
+                    xids.append(self.dp.set_xid(add))
+                    self._watch[add.xid] = None
+                    if not self.dp.send_msg(add):
+                        raise SwitchError(f"dpid {self.dpid:016x}: connection is gone")
+                self.barrier()
+                bad = [self._watch[x] for x in xids if self._watch.get(x) is not None]
+                if bad:
+                    raise SwitchError(f"dpid {self.dpid:016x}: {len(bad)} flow-mod(s) refused, "
+                                      f"first: {_describe_error(bad[0])}")
+                for x in xids:
+                    self._watch.pop(x, None)
+        except Exception:
+            self._watch.clear()
+            try:
+                self._ctrl(bid, ofp.ONF_BCT_DISCARD_REQUEST)
+            except SwitchError as exc:
+                LOG.warning("discarding bundle %d failed: %s", bid, exc)
+            raise
+        self._ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST)
+        if self.bundle_trouble is not None:
+            raise SwitchError(f"dpid {self.dpid:016x}: the switch reported a bundle failure "
+                              f"({_describe_error(self.bundle_trouble)}); its flows will be "
+                              f"re-read")
+        return len(msgs)
+
+    def packet_out(self, port_no, data):
+        """Send a ready-made frame out of one port (LLDP probes)."""
+        out = parser.OFPPacketOut(self.dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                  actions=[parser.OFPActionOutput(port_no, 0)], data=data)
+        return self.dp.send_msg(out)
+
+    def arp_probe(self, port_no, src_mac, src_ip, target_ip):
+        """Packet-out an ARP request (who has target_ip?) on one port."""
+        return self.packet_out(port_no, arp_request(src_mac, src_ip, target_ip))
+
+    def port_descriptions(self):
+        """{port name: PortDesc} of every port the switch has now (multipart)."""
+        ports = {}
+        for reply in self.call(parser.OFPPortDescStatsRequest(self.dp, 0)):
+            for p in reply.body:
+                desc = port_desc(p)
+                ports[desc.name] = desc
+        return ports
+
+    def role(self, role, generation=0):
+        """Send OFPRoleRequest(role, generation); returns the generation id the
+        bridge reports in its reply (NO_GENERATION before any master claim).
+        role: "nochange", "equal", "master" or "slave"."""
+        replies = self.call(parser.OFPRoleRequest(self.dp, ROLES[role], generation))
+        return replies[0].generation_id if replies else NO_GENERATION
+
+    def _ctrl(self, bid, kind):
+        self.call(parser.ONFBundleCtrlMsg(self.dp, bid, kind, BUNDLE_FLAGS, []))
+
+
+def _describe_error(err):
+    if isinstance(err, str):
+        return err
+    text = f"type={err.type} code={err.code}"
+    if err.type == ofp.OFPET_EXPERIMENTER:
+        text += f" exp_type={getattr(err, 'exp_type', '?')}"
+    return text

@@ -1,0 +1,57 @@
+"""Upgrading the controller over flows the previous release installed is hitless.
+
+Why it matters: giving each priority band and cookie kind one meaning
+(issue 14) changed some flows on purpose: the EXT_IN ARP band (100 -> 110),
+the kind of the security-group lookups (REMOTE -> SG_LOOKUP) and the owner of
+FROM_EXT flows (port serial -> tenant id).  A changed priority or cookie is a
+different flow to the reconciler: it must delete the old one and add the new
+one in the same plan, which the southbound sends as ONE atomic bundle, so no
+packet ever sees the switch without either.
+
+tests/golden/flows-before-band-fix.nat.json holds the "nat" golden world as the
+previous release compiled it (taken from tests/golden/flows.json.gz before it
+was regenerated); its host h2 has all three kinds of change.
+"""
+import json
+from pathlib import Path
+
+from controller.reconcile.plan import SwitchSync, plan
+from tests.support import golden
+from tests.support.fake_switch import FakeSwitch, run
+
+BEFORE = Path(golden.GOLDEN).with_name("flows-before-band-fix.nat.json")
+
+
+def compiled_now(world):
+    return next(flows for name, flows in golden.worlds() if name == world)
+
+
+def table_and_match(rendered):
+    table, _, match, *_ = json.loads(rendered)
+    return table, json.dumps(match)
+
+
+def test_the_upgrade_is_one_plan_that_replaces_each_changed_flow():
+    before = json.loads(BEFORE.read_text())["h2"]
+    installed = [int(json.loads(line)[-1], 16) for line in before]
+    desired = compiled_now("nat")["h2"]
+    assert len(desired) == len(installed)            # no flow appears or vanishes
+
+    p = plan(desired, installed)
+    assert p.adds and len(p.deletes) == len(p.adds) and p.kept == len(desired) - len(p.adds)
+    deleted = {int(json.loads(line)[-1], 16): line for line in before}
+    # each deleted flow's successor (same table and match) is added in the same plan
+    assert sorted(table_and_match(deleted[c]) for c in p.deletes) == \
+        sorted(table_and_match(golden.render(f)) for f in p.adds)
+    changed_tables = {json.loads(golden.render(f))[0] for f in p.adds}
+    assert changed_tables == {5, 31, 47, 53}   # EXT_IN, SG_OUT_REMOTE, FROM_EXT, SG_IN_REMOTE
+
+    # through the reconciler: one apply, i.e. one bundle of deletes and adds
+    switch = FakeSwitch()
+    switch.flows = {c: None for c in installed}
+    sync = SwitchSync(switch, lambda dpid: desired)
+    sync.request(full=True)
+    run(sync)
+    sync.stop()
+    assert switch.applied == [(len(p.deletes), len(p.adds))]
+    assert set(switch.flows) == {f.cookie for f in desired}
