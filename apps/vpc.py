@@ -19,11 +19,13 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
+from controller.api import tls
+from controller.api.auth import Authenticator, admin_token
 from controller.api.metrics import Metrics
 from controller.api.rest import RestApi
 from controller.api.ui import UiApp
 from controller.compile.datapath import compile_datapath, overlay_peers
-from controller.config import Config
+from controller.config import Config, ConfigError
 from controller.ha.roles import Roles
 from controller.model.state import State
 from controller.reconcile.plan import SwitchSync
@@ -54,7 +56,11 @@ class VpcController(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.started = time.monotonic()
         patches.apply_all()   # cookie-only flow dumps, a deep OpenFlow listen backlog
-        self.config = Config.from_env()
+        try:
+            self.config = Config.from_env()
+        except ConfigError as exc:      # e.g. VPC_AUTH=off beyond loopback: say why, stop
+            LOG.error("cannot start: %s", exc)
+            sys.exit(2)
         logging.getLogger("controller").setLevel(self.config.log_level)
         LOG.setLevel(self.config.log_level)
         self.store = open_store(self.config)      # msgpack, or etcd (VPC_STORE=etcd)
@@ -86,10 +92,15 @@ class VpcController(app_manager.OSKenApp):
                                switches=self.switches.count, flows=self._flow_counts)
         self.roles.register_metrics(self.metrics.registry)
         self._desired = {}     # dpid -> flows of its last compile
-        api = RestApi(self.service, topology_json=self.topology.node_link, health=self.health)
+        # Tokens (docs/security.md): on unless REST stays on loopback (VPC_AUTH)
+        auth = Authenticator(self.state, admin_token(self.config)) if self.config.auth else None
+        api = RestApi(self.service, topology_json=self.topology.node_link, health=self.health,
+                      auth=auth)
         try:
             sock = eventlet.listen((self.config.rest_host, self.config.rest_port))
-        except OSError as exc:
+            if self.config.rest_cert:        # HTTPS only (VPC_REST_CERT/KEY)
+                sock = tls.wrap_listener(sock, self.config.rest_cert, self.config.rest_key)
+        except OSError as exc:      # ssl.SSLError too: a key that does not match, ...
             LOG.error("cannot serve REST on %s:%d: %s", self.config.rest_host,
                       self.config.rest_port, exc)
             sys.exit(1)
@@ -99,7 +110,8 @@ class VpcController(app_manager.OSKenApp):
         hub.spawn(self.fabric.run)       # LLDP probes and link timeouts
         hub.spawn(end_startup_grace, self.topology, self.started, self.config.startup_grace,
                   self._request_peers)
-        LOG.info("REST API on http://%s:%d/v1 (metrics /metrics, topology page /ui)",
+        LOG.info("REST API on %s://%s:%d/v1 (metrics /metrics, topology page /ui)",
+                 "https" if self.config.rest_cert else "http",
                  self.config.rest_host, self.config.rest_port)
 
     # --- facts the service shows in its views --------------------------------
@@ -256,6 +268,10 @@ class VpcController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats_reply(self, ev):
+        self._reply(ev, more=events.more_parts(ev.msg))
+
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    def _meter_config_reply(self, ev):
         self._reply(ev, more=events.more_parts(ev.msg))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)

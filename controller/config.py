@@ -13,10 +13,20 @@
   VPC_RECONCILE_PARALLEL switches reconciled at the same time    (4)
   VPC_STARTUP_GRACE seconds after start during which registered hosts
                     not back yet still count as connected      (10)
+  VPC_AUTH          on | off: REST wants a token (docs/security.md)
+                    (on when VPC_REST_HOST is not loopback or an admin token is
+                    given, else off; off beyond loopback is refused)
+  VPC_ADMIN_TOKEN   the admin token itself                     (none)
+  VPC_ADMIN_TOKEN_FILE file holding it; made (0600) when missing
+                                                 (<VPC_STATE>/admin.token)
+  VPC_REST_CERT, VPC_REST_KEY  PEM certificate (chain) and private key: the
+                    REST API speaks HTTPS only (both or neither; HTTP without)
 
 The OpenFlow side uses os-ken's own flags: --ofp-tcp-listen-port (6653) and
---ofp-listen-host.
+--ofp-listen-host; over TLS --ofp-ssl-listen-port, --ctl-privkey, --ctl-cert
+and --ca-certs (docs/security.md).
 """
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -39,6 +49,11 @@ class Config:
     lease_ttl: int = 5
     reconcile_parallel: int = 4
     startup_grace: float = 10.0
+    rest_cert: str = None
+    rest_key: str = None
+    auth: bool = False
+    admin_token: str = None
+    admin_token_file: str = None
 
     @classmethod
     def from_env(cls, env=None):
@@ -85,9 +100,62 @@ class Config:
             raise ConfigError(f"VPC_STARTUP_GRACE must be a number ({exc})")
         if not 0 <= grace <= 600:
             raise ConfigError(f"VPC_STARTUP_GRACE {grace} must be 0..600 s")
-        return cls(rest_host=env.get("VPC_REST_HOST", d.rest_host), rest_port=port,
-                   state_dir=env.get("VPC_STATE", d.state_dir), underlay_mtu=mtu,
+        rest_cert, rest_key = _tls_files(env)
+        rest_host = env.get("VPC_REST_HOST", d.rest_host)
+        state_dir = env.get("VPC_STATE", d.state_dir)
+        auth, admin, admin_file = _auth(env, rest_host, state_dir)
+        return cls(rest_host=rest_host, rest_port=port,
+                   state_dir=state_dir, underlay_mtu=mtu,
                    log_level=env.get("VPC_LOG_LEVEL", d.log_level).upper(),
                    lldp_interval=lldp_interval, lldp_timeout=lldp_timeout,
                    store=store, etcd_endpoints=endpoints, lease_ttl=lease_ttl,
-                   reconcile_parallel=parallel, startup_grace=grace)
+                   reconcile_parallel=parallel, startup_grace=grace,
+                   rest_cert=rest_cert, rest_key=rest_key,
+                   auth=auth, admin_token=admin, admin_token_file=admin_file)
+
+
+def is_loopback(host):
+    """Whether a bind address reaches only this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth(env, rest_host, state_dir):
+    """(auth on?, admin token or None, admin token file).  Without a token anyone
+    who reaches the REST API owns every tenant, so auth off is allowed on
+    loopback only; unset means on as soon as it listens beyond loopback or an
+    admin token is given."""
+    admin = env.get("VPC_ADMIN_TOKEN", "").strip() or None
+    admin_file = env.get("VPC_ADMIN_TOKEN_FILE", "").strip() or None
+    mode = env.get("VPC_AUTH", "").strip().lower()
+    if mode not in ("", "on", "off"):
+        raise ConfigError(f"VPC_AUTH {mode!r} must be on or off")
+    local = is_loopback(rest_host)
+    if mode == "off" and not local:
+        raise ConfigError(f"VPC_REST_HOST {rest_host} is not a loopback address and "
+                          f"VPC_AUTH=off: refusing to serve the REST API without tokens "
+                          f"beyond this machine. Set VPC_AUTH=on (the admin token is made in "
+                          f"<VPC_STATE>/admin.token) or bind to 127.0.0.1.")
+    auth = mode == "on" or (mode == "" and (not local or bool(admin or admin_file)))
+    if admin is not None and len(admin) < 16:
+        raise ConfigError("VPC_ADMIN_TOKEN must be at least 16 characters")
+    return auth, admin, admin_file or os.path.join(state_dir, "admin.token")
+
+
+def _tls_files(env):
+    """(cert, key) for HTTPS, or (None, None).  Refused at start, with the
+    reason, when only one is given or a file cannot be read: a controller
+    that silently fell back to HTTP would send tokens in clear."""
+    cert = env.get("VPC_REST_CERT", "").strip() or None
+    key = env.get("VPC_REST_KEY", "").strip() or None
+    if (cert is None) != (key is None):
+        raise ConfigError("VPC_REST_CERT and VPC_REST_KEY go together: give both for HTTPS, "
+                          "or neither for HTTP")
+    for name, path in (("VPC_REST_CERT", cert), ("VPC_REST_KEY", key)):
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(f"{name} {path}: no such readable file")
+    return cert, key

@@ -1,7 +1,9 @@
 """Shared helpers of the host-side scripts (host-join, attach, detach).
 
-Standard library only: these scripts run on real hosts that have Open vSwitch
-and iproute2 but not the project's venv.
+Standard library only: host-join runs on real hosts that have Open vSwitch and
+iproute2 but not the project's venv.  attach and detach do their netlink work
+through the agent's code (vpcagent.plumbing) and so need the venv:
+``use_project_python`` re-executes them there.
 
 Exit codes are a contract the scripts and their tests rely on:
 
@@ -18,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -29,6 +32,33 @@ import urllib.request
 for _d in ("/usr/local/sbin", "/usr/sbin", "/sbin"):
     if _d not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + _d
+
+
+NETNS_DIR = "/run/netns"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def use_project_python(prog):
+    """attach/detach share the agent's netlink code (vpcagent.plumbing, on
+    pyroute2), which lives in the project's venv.  Started by another Python
+    (``python3 scripts/attach``, a shebang finding /usr/bin/python3), re-exec
+    under ``<repo>/.venv/bin/python`` with the same arguments; without a venv,
+    refuse (exit 2) with what to run.  host-join needs none of this: it stays
+    standard-library only."""
+    if REPO not in sys.path:
+        sys.path.insert(0, REPO)
+    try:
+        import pyroute2  # noqa: F401
+        return
+    except ImportError:
+        pass
+    venv = os.path.join(REPO, ".venv", "bin", "python")
+    if os.path.exists(venv) and not os.environ.get("VPC_SCRIPT_REEXEC"):
+        os.environ["VPC_SCRIPT_REEXEC"] = "1"
+        os.execv(venv, [venv] + sys.argv)
+    print(f"{prog}: error: the Python module pyroute2 is missing; run scripts/setup "
+          f"(it makes {venv}) or run {prog} with that interpreter", file=sys.stderr)
+    sys.exit(2)
 
 
 class UsageError(Exception):
@@ -264,9 +294,13 @@ def require_tools(*names):
 
 
 def list_netns():
-    """Names of the network namespaces ``ip netns`` knows."""
-    p = run(["ip", "netns", "list"], check=False)
-    return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
+    """Names of the network namespaces ``ip netns`` knows: the files in
+    /run/netns, where ``ip netns add`` puts them (read directly: no process,
+    and no answer faked by a test's PATH)."""
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except OSError:
+        return []
 
 
 def require_netns(name, what="network namespace"):
@@ -352,7 +386,47 @@ def _pidfile_alive(path):
 # --------------------------------------------------------------------------
 # REST
 
-def api_call(method, url, body=None, timeout=10):
+def ca_context(ca_file):
+    """An ssl context that trusts only the CA in ``ca_file`` (PEM), for an
+    ``https://`` API signed by the deployment's own CA (scripts/pki), or None
+    for the system's CAs.  UsageError when the file cannot be loaded."""
+    if not ca_file:
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as e:
+        raise UsageError(f"--ca-file {ca_file}: {e}") from None
+
+
+TOKEN = None       # sent by api_call as Authorization: Bearer (use_token sets it)
+
+
+def add_token_args(p):
+    """--token / --token-file (else VPC_TOKEN / VPC_TOKEN_FILE): the API token,
+    a host token for host-join, attach and detach (docs/security.md)."""
+    p.add_argument("--token", help="API token (default: $VPC_TOKEN)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="file holding the API token (default: $VPC_TOKEN_FILE)")
+
+
+def use_token(a):
+    """Read the token once, before any change: an unreadable file is a UsageError."""
+    global TOKEN
+    token, path = a.token, a.token_file          # a flag wins over the environment
+    if not token and not path:
+        token, path = os.environ.get("VPC_TOKEN"), os.environ.get("VPC_TOKEN_FILE")
+    if not token and path:
+        try:
+            with open(path) as f:
+                token = (f.read().strip().splitlines() or [""])[0].strip()
+        except OSError as e:
+            raise UsageError(f"--token-file {path}: {e.strerror or e}") from None
+        if not token:
+            raise UsageError(f"--token-file {path} is empty")
+    TOKEN = (token or "").strip() or None
+
+
+def api_call(method, url, body=None, timeout=10, context=None):
     """One JSON request.  Returns ``(status, parsed_body_or_None)`` for 2xx.
 
     Any 4xx/5xx becomes ``ApiError`` whose message is the API's own
@@ -362,12 +436,14 @@ def api_call(method, url, body=None, timeout=10):
     """
     data = None
     headers = {"Accept": "application/json"}
+    if TOKEN:
+        headers["Authorization"] = f"Bearer {TOKEN}"
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             raw = resp.read()
             return resp.status, _parse_json(raw)
     except urllib.error.HTTPError as e:

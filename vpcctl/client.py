@@ -14,11 +14,15 @@ ways to use it:
   Client.call      (status, body) whatever the status, for tests and scripts
                    that assert on it; no answer at all raises OSError as
                    urllib does.
+A token (docs/security.md) goes as `Authorization: Bearer`; `token_from`
+is how every client finds one: a flag, a file, or VPC_TOKEN / VPC_TOKEN_FILE.
 """
 import http.client
 import ipaddress
 import json
+import os
 import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -101,14 +105,47 @@ def _is_loopback(host):
         return False
 
 
+def token_from(token=None, token_file=None, env=None):
+    """The token to send: `token`, else the first line of `token_file`, else
+    VPC_TOKEN, else the file VPC_TOKEN_FILE names; None when none is given (a
+    controller on loopback without authentication wants none).  A file that
+    cannot be read is an OSError: better than a silent 401 later."""
+    env = os.environ if env is None else env
+    if not token and not token_file:
+        token = env.get("VPC_TOKEN")
+    if token:
+        return token.strip()
+    token_file = token_file or env.get("VPC_TOKEN_FILE")
+    if not token_file:
+        return None
+    with open(token_file) as f:
+        text = f.read().strip()
+    if not text:
+        raise OSError(f"the token file {token_file} is empty")
+    return text.splitlines()[0].strip()
+
+
+def ca_context(ca_file):
+    """An ssl context that trusts only the CA certificate(s) in `ca_file`
+    (PEM): an https controller whose certificate the deployment's own CA
+    signed (scripts/pki).  Host names are checked as usual.  OSError or
+    ssl.SSLError when the file does not load."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
 class Client:
-    def __init__(self, url=DEFAULT_URL, timeout=10.0):
+    def __init__(self, url=DEFAULT_URL, timeout=10.0, ssl_context=None, token=None):
+        """`ssl_context`: how an https URL is verified (default: the system's CAs).
+        `token`: sent as Authorization: Bearer (see token_from)."""
         self.url = normalize_url(url)
         self.timeout = timeout
+        self.token = token
         # http(s)_proxy from the environment is honoured, except for a controller on
         # this machine: a proxy cannot reach our loopback anyway.
         host = urllib.parse.urlsplit(self.url).hostname
         handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
+        if ssl_context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
         self._opener = urllib.request.build_opener(*handlers)
 
     def exchange(self, method, path, body=None):
@@ -116,6 +153,8 @@ class Client:
         No answer raises as urllib raises (URLError and other OSError,
         http.client.HTTPException)."""
         headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         data = None
         if body is not None:
             data = json.dumps(body).encode()

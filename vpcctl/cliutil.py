@@ -5,7 +5,7 @@ key/value)."""
 import click
 
 from vpcctl import render
-from vpcctl.client import ApiError, Client, Unreachable, normalize_url
+from vpcctl.client import ApiError, Client, Unreachable, ca_context, normalize_url, token_from
 
 EXIT_API = 1
 EXIT_UNREACHABLE = 3
@@ -92,7 +92,11 @@ class State:
     @property
     def api(self):
         if self._client is None:
-            self._client = Client(self.url, self.timeout)
+            ctx = click.get_current_context(silent=True)
+            tls = ctx.find_root().meta.get(SSL_CONTEXT_KEY) if ctx else None
+            meta = ctx.find_root().meta if ctx else {}
+            token = meta.get(TOKEN_KEY) or meta.get(TOKEN_FILE_KEY)
+            self._client = Client(self.url, self.timeout, ssl_context=tls, token=token)
         return self._client
 
     def emit(self, data, human):
@@ -126,6 +130,53 @@ def json_option(f):
 def quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True,
                         help="Print only the names/ids, one per line.")(f)
+
+
+SSL_CONTEXT_KEY = "vpcctl.ssl_context"
+
+
+def ca_file_option(f):
+    """--ca-file / VPC_CA_FILE: verify an https controller against this CA.
+    Loaded at parse time (a bad file is a usage error, exit 2) and kept in
+    the root context's meta, where State.api finds it."""
+    def remember(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            ctx.find_root().meta[SSL_CONTEXT_KEY] = ca_context(value)
+        except OSError as exc:      # ssl.SSLError is an OSError
+            raise click.BadParameter(f"{value}: {exc}") from None
+        return value
+    return click.option("--ca-file", envvar="VPC_CA_FILE", show_envvar=True, metavar="PEM",
+                        expose_value=False, is_eager=True, callback=remember,
+                        help="CA certificate to verify an https:// controller with "
+                             "(default: the system's CAs).")(f)
+
+
+TOKEN_KEY = "vpcctl.token"
+TOKEN_FILE_KEY = "vpcctl.token_file"
+
+
+def token_options(f):
+    """--token / VPC_TOKEN and --token-file / VPC_TOKEN_FILE (docs/security.md):
+    sent as Authorization: Bearer; --token wins.  The file is read at parse
+    time (unreadable or empty: a usage error, exit 2), like --ca-file."""
+    def remember(ctx, param, value):
+        if value:
+            try:
+                token = token_from(value) if param.name == "token" else \
+                    token_from(token_file=value, env={})
+            except OSError as exc:
+                raise click.BadParameter(f"{value}: {exc}") from None
+            ctx.find_root().meta[TOKEN_KEY if param.name == "token" else TOKEN_FILE_KEY] = token
+        return value
+    f = click.option("--token-file", envvar="VPC_TOKEN_FILE", show_envvar=True, metavar="FILE",
+                     expose_value=False, is_eager=True, callback=remember,
+                     help="File holding the API token (first line).")(f)
+    return click.option("--token", envvar="VPC_TOKEN", show_envvar=True, metavar="TOKEN",
+                        expose_value=False, is_eager=True, callback=remember,
+                        help="API token (admin, tenant or host); needed when the "
+                             "controller has authentication on.")(f)
 
 
 def check_url(ctx, param, value):

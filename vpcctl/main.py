@@ -9,10 +9,11 @@ printed); 2 bad usage (click's own); 3 the controller cannot be reached.
 import click
 
 from vpcctl import render
-from vpcctl.cliutil import CONTEXT, AliasGroup, RootGroup, State, check_url, drop_none, \
-    json_option, listing, pass_state, quiet_option, show_obj
+from vpcctl.cliutil import CONTEXT, AliasGroup, RootGroup, State, ca_file_option, check_url, \
+    drop_none, json_option, listing, pass_state, quiet_option, show_obj, token_options
 from vpcctl.client import DEFAULT_URL, cidr_segment, path
 from vpcctl.secgroups import group_names, port_groups, security_group
+from vpcctl.tokens import token
 
 
 @click.group(cls=RootGroup, context_settings=CONTEXT)
@@ -24,6 +25,8 @@ from vpcctl.secgroups import group_names, port_groups, security_group
 @click.option("--timeout", default=10.0, show_default=True, envvar="VPC_TIMEOUT",
               type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Seconds to wait for the controller.")
+@ca_file_option
+@token_options
 @click.version_option(package_name="vpc-controller", prog_name="vpcctl")
 @click.pass_context
 def cli(ctx, url, json_out, timeout):
@@ -488,6 +491,7 @@ def fip_delete(state, tenant, fip_id):
 
 
 cli.add_command(security_group)
+cli.add_command(token)
 
 
 def main():

@@ -2,8 +2,9 @@
 
 Run through `scripts/demo` (which installs everything first).  Prints each
 step, then a report of pings that must work and pings that must not, and
-leaves the lab up for poking (or tears it down with --down).  Exit status 0
-only when every check came out as expected.
+leaves the lab up for poking (or tears it down with --down).  With Docker
+installed, also a Docker network across h1 and h2 (vpclab/demo_docker.py).
+Exit status 0 only when every check came out as expected.
 """
 import argparse
 import os
@@ -15,7 +16,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
-from vpclab import lablib  # noqa: E402
+from vpclab import demo_docker, labdocker, lablib  # noqa: E402
 from vpcctl.client import Client  # noqa: E402
 
 CIDR = "10.0.0.0/24"
@@ -162,7 +163,8 @@ def main():
         if not port_free(port):
             sys.exit(f"port {port} on 127.0.0.1 is in use; stop what uses it or pass "
                      f"--rest-port/--of-port")
-    total = 7
+    docker_missing = labdocker.docker_missing()
+    total = 7 if docker_missing else 8
     step(1, total, f"lab {args.name}: 3 hosts (own netns + ovsdb-server + ovs-vswitchd each), "
                    "a Linux-bridge fabric")
     lab.up()
@@ -198,6 +200,15 @@ def main():
     nat_good, nat_total = nat_demo(lab, url, where)
     good += nat_good
     total_checks = len(CHECKS) + nat_total
+    docker_hints = []
+    if docker_missing:
+        print(f"      (no Docker network demo: {docker_missing})")
+    else:
+        step(8, total, "Docker on h1 and h2: a dockerd and a vpc-agent each, one network "
+                       "across both")
+        d_good, d_total, docker_hints = demo_docker.run(lab, url, CIDR, "10.0.0.4")
+        good += d_good
+        total_checks += d_total
     print(f"\n{good}/{total_checks} checks as expected.")
     if args.teardown:
         lab.down()
@@ -211,7 +222,7 @@ The lab is up.  Poke at it:
   curl -s {url}/metrics    (Prometheus metrics)
   ip netns exec {lab.container_ns('red1')} ping 10.0.0.3
   ovs-ofctl -O OpenFlow13 dump-flows unix:{lab.rundir(1)}/br-int.mgmt
-  scripts/lab --name {args.name} status
+  scripts/lab --name {args.name} status""" + "".join(f"\n  {h}" for h in docker_hints) + f"""
 Tear it down:  scripts/demo --down   (or scripts/lab down --name {args.name})""")
     return 0 if good == total_checks else 1
 

@@ -7,6 +7,13 @@ face of the project's one client (vpcctl/client.py).  Shared by
 tests/lab/conftest.py (the fixtures) and bench/ (scripts that build their own
 lab), so both start the controller the same way.  Standard library only.
 
+With ``auth`` the controller runs with VPC_AUTH=on and ``api`` carries the
+admin token it made (``admin_token``, read from ``admin_token_file``).
+
+With ``tls`` (a ``vpclab.labtls.Pki``) the controller speaks HTTPS on REST
+and OpenFlow over SSL only, requiring a client certificate from the lab CA;
+``Api`` then verifies the controller against that CA.
+
 ``VPC_TEST_OSKEN_MANAGER`` and ``VPC_TEST_APP`` override the manager binary
 and the app path (for developing the fixtures without the real app).
 """
@@ -17,7 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from vpcctl.client import Client
+from vpcctl.client import Client, ca_context
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,10 +36,13 @@ class Api:
     returned, not raised, so tests assert on them; no answer at all raises
     OSError.  The HTTP itself is vpcctl.client.Client's."""
 
-    def __init__(self, url, timeout=10):
+    def __init__(self, url, timeout=10, ca_file=None, token=None):
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.client = Client(self.url, timeout)
+        self.ca_file = ca_file
+        self.token = token
+        self.client = Client(self.url, timeout,
+                             ssl_context=ca_context(ca_file) if ca_file else None, token=token)
 
     def request(self, method, path, json_body=None):
         return self.client.call(method, path, json_body)
@@ -65,15 +75,22 @@ class Controller:
     restart test needs.
     """
 
-    def __init__(self, workdir, extra_env=None):
+    def __init__(self, workdir, extra_env=None, tls=None, auth=False):
         self.workdir = Path(workdir)
         self.state_dir = self.workdir / "state"
         self.log = self.workdir / "controller.log"
         self.rest_port = free_port()
         self.of_port = free_port()
-        self.url = f"http://127.0.0.1:{self.rest_port}"
-        self.api = Api(self.url)
+        self.tls = tls
+        self.ca_file = tls.ca_cert if tls else None
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.rest_port}"
+        self.api = Api(self.url, ca_file=self.ca_file)
         self.extra_env = dict(extra_env or {})
+        # auth: VPC_AUTH=on; the controller makes its admin token in the state
+        # dir on first start and self.api carries it once it is read
+        self.auth = auth
+        self.admin_token_file = self.state_dir / "admin.token"
+        self.admin_token = None
         self.proc = None
         self.manager = os.environ.get("VPC_TEST_OSKEN_MANAGER") or \
             str(REPO / ".venv" / "bin" / "osken-manager")
@@ -94,9 +111,17 @@ class Controller:
         env = dict(os.environ)
         env.update(VPC_REST_HOST="127.0.0.1", VPC_REST_PORT=str(self.rest_port),
                    VPC_STATE=str(self.state_dir), PYTHONUNBUFFERED="1")
+        if self.auth:
+            env["VPC_AUTH"] = "on"
         env.update(self.extra_env)
-        cmd = [self.manager, "--ofp-tcp-listen-port", str(self.of_port),
-               "--ofp-listen-host", "127.0.0.1", self.app]
+        listen = ["--ofp-tcp-listen-port", str(self.of_port)]
+        if self.tls:
+            env.update(VPC_REST_CERT=self.tls.cert("controller"),
+                       VPC_REST_KEY=self.tls.key("controller"))
+            listen = ["--ofp-ssl-listen-port", str(self.of_port),
+                      "--ctl-privkey", self.tls.key("controller"),
+                      "--ctl-cert", self.tls.cert("controller"), "--ca-certs", self.tls.ca_cert]
+        cmd = [self.manager, *listen, "--ofp-listen-host", "127.0.0.1", self.app]
         with open(self.log, "a") as logf:
             logf.write(f"\n===== start {time.strftime('%H:%M:%S')}: {' '.join(cmd)}\n")
             logf.flush()
@@ -117,8 +142,15 @@ class Controller:
             if not self.alive:
                 raise RuntimeError(f"controller exited with {self.proc.returncode} "
                                    f"before answering /v1/health; log tail:\n{self.tail()}")
+            if self.auth and self.admin_token is None:
+                if not self.admin_token_file.exists():     # asking without it is a failure
+                    time.sleep(0.1)                        # the limiter counts: wait for it
+                    continue
+                self.admin_token = self.admin_token_file.read_text().strip()
+                self.api = Api(self.url, ca_file=self.ca_file, token=self.admin_token)
             try:
-                status, _ = Api(self.url, timeout=2).get("/v1/health")
+                status, _ = Api(self.url, timeout=2, ca_file=self.ca_file,
+                                token=self.admin_token).get("/v1/health")
                 if status == 200:
                     return
                 last = f"HTTP {status}"

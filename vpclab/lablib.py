@@ -46,6 +46,7 @@ import zlib
 
 from vpclab.labsys import (Capture, LabError, LabExists, capture, kill_pid,  # noqa: E402,F401
                     list_netns, netns_pids, pid_alive, pid_cmdline, read_pidfile, sh)
+from vpclab import labdocker  # noqa: E402
 from vpclab.labfabric import FabricMixin  # noqa: E402
 from vpclab.laboutside import OutsideMixin  # noqa: E402
 
@@ -296,7 +297,9 @@ class Lab(OutsideMixin, FabricMixin):
         problems = []
         rundirs = set(st.get("rundirs") or []) | set(
             d.rstrip("/") for d in glob.glob(os.path.join(self.statedir, "h*/")))
-        # A controller started for this lab (scripts/demo) goes first.
+        # dockerds and agents (scripts/demo), then a controller started for
+        # this lab, go first.
+        problems += labdocker.down_lab(self)
         ctl_pid = read_pidfile(os.path.join(self.statedir, "controller.pid"))
         if ctl_pid and not kill_pid(ctl_pid, expect="osken-manager"):
             problems.append(f"controller pid {ctl_pid} survived")
@@ -507,11 +510,12 @@ class Lab(OutsideMixin, FabricMixin):
         return capture(ns, iface, filter, direction, settle, timeout)
 
     # ---- controller helpers ---------------------------------------------
-    def join(self, i, api_url, extra=()):
-        """Run scripts/host-join for host i (netdev, br-phy on eth0, relay)."""
+    def join(self, i, api_url, extra=(), controller=None):
+        """Run scripts/host-join for host i (netdev, br-phy on eth0, relay;
+        ``controller``: another OpenFlow target, e.g. labtls's ssl: one)."""
         cmd = [sys.executable, os.path.join(SCRIPTS, "host-join"),
                "--name", self.host_name(i), "--api", api_url,
-               "--controller", self.controller_target(i),
+               "--controller", controller or self.controller_target(i),
                "--tunnel-ip", self.tunnel_ip(i, prefix=True), "--nic", "eth0",
                "--datapath-type", "netdev", "--dpid", self.dpid(i),
                "--netns", self.host_ns(i), "--ovs-rundir", self.rundir(i)] \

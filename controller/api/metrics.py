@@ -166,6 +166,8 @@ class Instrumented:
         self.api = api
         # RestApi names the route of a request itself (RestApi.route_of)
         self.route_of = route_of or getattr(api, "route_of", None) or (lambda environ: None)
+        # With authentication on, /metrics is the admin's (RestApi.metrics_guard)
+        self.guard = getattr(api, "metrics_guard", None) or (lambda environ: None)
         self.mounts = sorted((mounts or {}).items(), key=lambda kv: -len(kv[0]))
 
     def __call__(self, environ, start_response):
@@ -208,6 +210,9 @@ class Instrumented:
                            [("Content-Type", "text/plain; charset=utf-8"), ("Allow", "GET, HEAD"),
                             ("Content-Length", str(len(body)))])
             return [body]
+        denied = self.guard(environ)
+        if denied is not None:
+            return denied(environ, start_response)
         body = self.metrics.exposition()
         start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST),
                                   ("Content-Length", str(len(body))),

@@ -59,6 +59,8 @@ ERROR_CODES = [
     "invalid", "unknown_field", "missing_field", "out_of_range", "bad_json",
     # 404
     "not_found", "unknown_host", "unknown_group",
+    # 401, 403, 429 (authentication on: docs/security.md)
+    "unauthorized", "forbidden", "rate_limited",
     # 405, 413, 415
     "method_not_allowed", "too_large", "unsupported_media_type",
     # 409
@@ -74,8 +76,11 @@ def _error_text(max_body):
         "404": "The tenant, host or object in the path (or a host/subnet named in the body) "
                "does not exist.",
         "409": "Duplicate, in use, overlapping, or nothing free left.",
+        "401": "No token, or a token that is unknown, revoked or expired (authentication on).",
+        "403": "A valid token that may not do this (authentication on).",
         "413": f"Request body over {max_body} bytes.",
         "415": "Content-Type is not application/json.",
+        "429": "Too many failed authentications from this address; see Retry-After.",
     }
 
 
@@ -226,12 +231,15 @@ def _schemas():
         "gateway": _ref("IPv4"), "subnet": _ref("Cidr"),
         "mtu": {"type": "integer", "minimum": 1},
         "status": {"type": "string", "enum": ["up", "down"],
-                   "description": "up while the OVS port exists on the host's br-int."},
+                   "description": "up while the host's bridge is connected and its OVS port "
+                                  "exists with a link; otherwise down, and status_reason "
+                                  "says which of those is missing."},
+        "status_reason": _nullable({"type": "string"}),
         "ofport": _nullable({"type": "integer", "minimum": 1}),
         "security_groups": {"type": "array", "items": _ref("Name")},
         "port_security": {"type": "boolean"}},
         ("id", "tenant", "host", "port", "ip", "mac", "prefixlen", "gateway", "subnet", "mtu",
-         "status", "ofport", "security_groups", "port_security"))
+         "status", "status_reason", "ofport", "security_groups", "port_security"))
     s["PortUpdate"] = _obj({
         "security_groups": _nullable({"type": "array", "items": {"type": "string"}}),
         "port_security": {"type": "boolean"}}, (),
@@ -310,6 +318,33 @@ def _schemas():
         "host": _nullable(_ref("Name"))},
         ("id", "tenant", "external_ip", "ip", "port_id", "host"),
         description="port_id and host are null while no port holds the private IP.")
+    expiry = {
+        "expires_in": _nullable({"type": "integer", "minimum": 1, "maximum": 315360000,
+                                 "description": "Seconds from now."}),
+        "expires_at": _nullable({"type": "string", "format": "date-time",
+                                 "description": "ISO 8601, UTC when no offset is given."})}
+    s["TenantTokenCreate"] = _obj(dict(name=_ref("Name"), **expiry), ("name",),
+                                  description="Never expires when neither expires_in nor "
+                                              "expires_at is given (not both: 400).",
+                                  example={"name": "ci", "expires_in": 86400})
+    s["HostTokenCreate"] = _obj(dict(name=_ref("Name"), **expiry, networks={
+        "type": "boolean", "description": "Also create tenants and subnets and publish "
+                                          "ports (the Docker driver). false when absent."}),
+        ("name",), example={"name": "join"})
+    token = {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
+        "kind": {"type": "string", "enum": ["tenant", "host"]},
+        "name": _ref("Name"), "tenant": _ref("Name"), "host": _ref("Name"),
+        "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": _nullable({"type": "string", "format": "date-time"}),
+        "expired": {"type": "boolean"}, "networks": {"type": "boolean"}}
+    s["Token"] = _obj(token, ("id", "kind", "name", "created_at", "expires_at", "expired"),
+                      description="A token without its secret; `tenant` or `host` names "
+                                  "its scope.")
+    s["TokenCreated"] = _obj(dict(token, token={
+        "type": "string", "pattern": "^vpc_[th]_[0-9a-f]{12}_[0-9a-f]{64}$",
+        "description": "The bearer token. Shown only in this reply: only its hash is kept."}),
+        ("id", "kind", "name", "created_at", "expires_at", "expired", "token"))
     return s
 
 
@@ -342,11 +377,17 @@ def operation(route):
     codes = set(route.errors)
     if route.body is not None:
         codes |= {400, 413, 415}
+    if route.access != "open":
+        codes |= {401, 429} | ({403} if route.access != "any" else set())
     responses.update(_errors(*sorted(codes)))
     op = {"operationId": route.op_id, "summary": route.summary,
           "tags": [route.tag] if route.tag else [], "responses": responses}
     if route.description:
         op["description"] = route.description
+    if route.access == "open":
+        op["security"] = []
+    else:
+        op["x-access"] = route.access
     if route.params:
         op["parameters"] = [_param(name) for name in route.params]
     if route.body is not None:
@@ -367,10 +408,19 @@ def document():
             "description": "AWS-VPC-like networks for containers on Open vSwitch. JSON in and "
                            "out. Every accepted change is on disk before the reply; a "
                            f"rejected request changes nothing. Bodies: at most {MAX_BODY} "
-                           f"bytes, nested at most {MAX_DEPTH} deep.",
+                           f"bytes, nested at most {MAX_DEPTH} deep. With authentication on, "
+                           "every operation but this document wants `Authorization: Bearer "
+                           "<token>`; `x-access` says which tokens may call it "
+                           "(docs/security.md).",
         },
+        "security": [{"bearer": []}],
         "paths": paths,
         "components": {
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "The admin token, a tenant token or a host token. Needed only "
+                               "when the controller runs with authentication on (VPC_AUTH; "
+                               "always when REST listens beyond loopback)."}},
             "schemas": _schemas(),
             "responses": {f"E{code}": _json(_ref("Error"), text)
                           for code, text in _error_text(MAX_BODY).items()},

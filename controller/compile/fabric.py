@@ -9,7 +9,8 @@ tenant's frames tagged on their uplink (one copy for a flood) and pop the
 tag on the way in.  Everything here is in one table (FabricTable.FORWARD, 0;
 its bands are Prio.FABRIC):
 
-  LLDP 1000          eth_type 0x88cc -> controller (link discovery)
+  LLDP 1000          eth_type 0x88cc -> controller (link discovery), through
+                     meter MeterId.LLDP (meters.py)
   STANDBY_DROP 200   in_port = a host's standby attachment -> drop
   PATH 100           vlan + eth_dst of a port of the tenant -> the port towards
                      its host on a shortest path; only on switches that lie on
@@ -29,6 +30,7 @@ change of paths and a change of the tree independent: a unicast frame never
 falls back to the tree (see FabricRuntime's two-phase update).
 """
 from controller.compile.flows import CONTROLLER, flow, miss_flows
+from controller.compile.meters import MeterId
 from controller.compile.pipeline import (
     FABRIC_PIPELINE, MULTICAST_BIT, OFPVID_PRESENT, CookieKind, FabricTable, Prio)
 from topology.lldp import ETH_TYPE_LLDP
@@ -49,7 +51,8 @@ def fabric_flows(state, topo, dpid):
 
 def fabric_base_flows():
     return [flow(FORWARD, Prio.FABRIC.LLDP, {"eth_type": ETH_TYPE_LLDP},
-                 actions=[("output", CONTROLLER)], kind=CookieKind.FABRIC, owner=0),
+                 actions=[("output", CONTROLLER)], meter=MeterId.LLDP,
+                 kind=CookieKind.FABRIC, owner=0),
             *miss_flows(FABRIC_PIPELINE, CookieKind.FABRIC)]
 
 

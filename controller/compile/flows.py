@@ -24,6 +24,9 @@ goto     next table, or None (the packet ends here after its actions); only a
          table the flow's table declares in pipeline.HOST_PIPELINE
 metadata (value, mask) written by a write-metadata instruction, or None
          (flow() accepts a bare int and masks it with pipeline.METADATA_MASK)
+meter    a meters.MeterId the packet goes through first (meter instruction), or
+         None.  Every flow that outputs to the controller must name one
+         (flow() refuses it otherwise): no packet-in path is unmetered.
 
 A flow with no actions and no goto drops the packet.
 
@@ -55,6 +58,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from controller.compile.actions import load
+from controller.compile.meters import METERS
 from controller.compile.pipeline import (
     COOKIE_HASH_BYTES, FABRIC_PIPELINE, HOST_PIPELINE, METADATA_MASK, REGISTERS, FabricTable,
     Table, cookie_of, cookie_prefix)
@@ -180,6 +184,13 @@ class Flow:
     goto: object = None
     metadata: object = None
     owner: int = field(default=0, compare=False)
+    meter: object = None
+
+    def __post_init__(self):
+        # flow_from_mod gives a plain int; keep one representation (equality
+        # and the content hash of a Flow must not depend on where it came from)
+        if self.meter is not None:
+            object.__setattr__(self, "meter", int(self.meter))
 
     @property
     def key(self):
@@ -188,7 +199,10 @@ class Flow:
 
     @property
     def content(self):
-        return (self.table, self.priority, self.match, self.actions, self.goto, self.metadata)
+        base = (self.table, self.priority, self.match, self.actions, self.goto, self.metadata)
+        # a flow without a meter hashes as it did before meters existed: an
+        # upgrade changes only the cookies of the metered flows
+        return base if self.meter is None else base + (("meter", self.meter),)
 
     @functools.cached_property
     def cookie(self):
@@ -207,7 +221,7 @@ class Flow:
 
 
 def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
-         kind=None, owner=0):
+         kind=None, owner=0, meter=None):
     """Build a checked Flow.  `kind`/`owner` give the cookie's owner fields.
 
     A flow of a pipeline table (a `Table` or `FabricTable` member, as the
@@ -225,6 +239,11 @@ def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
         _check_value(fname, MATCH_FIELDS[fname], value)
     for action in actions:
         _check_action(action)
+    if meter is not None and meter not in METERS:
+        raise FlowError(f"meter {meter!r} is not declared in meters.METERS")
+    if meter is None and ("output", CONTROLLER) in tuple(actions):
+        raise FlowError("a flow that outputs to the controller needs a meter "
+                        "(meters.py): no packet-in path may be unmetered")
     for n, action in enumerate(actions):
         if action[0] == "ct" and action[3] is not None and \
                 (n != len(actions) - 1 or goto is not None or metadata is not None):
@@ -249,6 +268,7 @@ def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
         goto=None if goto is None else int(goto),
         metadata=metadata,
         owner=cookie_prefix(kind, owner) if kind is not None else 0,
+        meter=meter,
     )
 
 

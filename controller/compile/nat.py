@@ -21,6 +21,7 @@ docs/pipeline.md has the same walk with examples.
 """
 from controller.compile.actions import arp_reply, ct
 from controller.compile.flows import CONTROLLER, flow
+from controller.compile.meters import MeterId
 from controller.compile.pipeline import (
     ARP_REPLY, ARP_REQUEST, CT_EST, CT_NEW, CT_REL, CT_RPL, CT_SNAT, CT_TRK, ETH_TYPE_ARP,
     ETH_TYPE_IP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IP_PROTO, L4_DST_FIELD, SHARED_NAT_ZONE,
@@ -159,9 +160,10 @@ def external_flows(state, nat, tenants):
                 {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST, "arp_tpa": ext_ip},
                 actions=arp_reply(nat.ext_mac, ext_ip), **own),
            # the gateway's answer to our ARP: the controller learns its MAC
+           # (metered: the outside network must not be able to flood us)
            flow(Table.EXT_IN, Prio.EXT_IN.ARP,
                 {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REPLY, "arp_tpa": ext_ip},
-                actions=[("output", CONTROLLER)], **own)]
+                actions=[("output", CONTROLLER)], meter=MeterId.GATEWAY_ARP, **own)]
     if nat.gw_mac:
         # +snat: only what conntrack really translated leaves.  When a slot's
         # ports are exhausted OVS passes the packet on untranslated; it must

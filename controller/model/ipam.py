@@ -2,9 +2,14 @@
 
 Pure functions over a State.  Choices are deterministic where that costs
 nothing (lowest free IP, lowest free segment) so that two runs of the same
-script give the same addresses; MACs are random locally administered
-addresses because they must also be unique against MACs users chose.
+script give the same addresses.  A MAC is derived from the tenant and the IP
+(a locally administered address from a hash of both, as Docker's bridge driver
+derives its MACs from the IP): an address handed out again -- a container
+restarted or re-created with the same IP -- comes back with the same MAC, so
+peers whose ARP cache still holds it reach it at once.  MACs must also be
+unique against MACs users chose: on a clash a random one is taken.
 """
+import hashlib
 import ipaddress
 import random
 
@@ -60,8 +65,13 @@ def ip_in_subnet(state, subnet):
     raise Exhausted()
 
 
-def mac(state):
+def mac(state, tenant=None, ip=None):
     taken = {p.mac for p in state.ports.values()}
+    if tenant is not None and ip is not None:
+        digest = hashlib.sha256(f"{tenant}/{ip}".encode()).digest()
+        candidate = ":".join(f"{o:02x}" for o in (0x02,) + tuple(digest[:5]))
+        if candidate not in taken:
+            return candidate
     for _ in range(1000):
         octets = [0x02] + [_rng.randrange(256) for _ in range(5)]
         candidate = ":".join(f"{o:02x}" for o in octets)

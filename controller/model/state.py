@@ -1,4 +1,4 @@
-"""The desired state: hosts, tenants (VPCs), subnets and ports.
+"""The desired state: hosts, tenants (VPCs), subnets and ports (and the API's tokens).
 
 Plain dataclasses in plain dicts.  `State` is what the store persists and what
 the compiler reads; it is changed only by `State.apply(ops)`, with ops that the
@@ -104,13 +104,30 @@ class SecurityGroup:
     rules: tuple = ()
 
 
+@dataclass(frozen=True)
+class Token:
+    """An API token the admin made for one tenant or one host (service/tokens.py).
+    Only the sha256 of its secret is kept: the token itself is shown once, in
+    the reply that creates it, like an AWS secret access key.  `networks`
+    (host tokens only) also lets the host create tenants and subnets and
+    publish ports -- what the Docker driver does."""
+    id: str
+    kind: str          # tenant | host
+    scope: str         # the tenant's or the host's name
+    name: str
+    hash: str          # sha256 hex of the secret
+    created_at: float
+    expires_at: object = None      # unix seconds, None = never
+    networks: bool = False
+
+
 def group_key(tenant, name):
     return f"{tenant}/{name}"
 
 
 KINDS = {"hosts": Host, "tenants": Tenant, "subnets": Subnet, "ports": Port,
          "port_forwards": PortForward, "floating_ips": FloatingIP,
-         "security_groups": SecurityGroup}
+         "security_groups": SecurityGroup, "tokens": Token}
 
 
 def subnet_key(tenant, cidr):
@@ -148,6 +165,7 @@ class State:
         self.port_forwards = {}
         self.floating_ips = {}
         self.security_groups = {}
+        self.tokens = {}
         for kind, items in (collections or {}).items():
             if kind in KINDS:
                 for key, data in items.items():
@@ -231,6 +249,10 @@ class State:
     def fips_of(self, tenant):
         return sorted((f for f in self.floating_ips.values() if f.tenant == tenant),
                       key=lambda f: f.serial)
+
+    def tokens_of(self, kind, scope):
+        return sorted((t for t in self.tokens.values() if t.kind == kind and t.scope == scope),
+                      key=lambda t: (t.created_at, t.id))
 
     def port_with_ip(self, tenant, ip):
         for p in self.ports.values():

@@ -6,6 +6,13 @@ cookies back needs no parsing of matches or actions, and a stale flow is
 deleted by its exact cookie.  A controller restart over unchanged state finds
 every cookie in place and sends nothing at all.
 
+Meters (compile/meters.py) are desired state too, keyed by meter id and
+compared by value: the plan adds the missing ones, modifies the changed ones
+and deletes the unused ones; the sender adds them before the flow bundle
+(a flow naming a missing meter is refused) and deletes them after it (OVS
+deletes the flows of a deleted meter).  A restart over unchanged meters sends
+no meter-mod either.
+
 `plan()` is pure.  `SwitchSync` owns one datapath: it coalesces requests
 (many model changes during one reconcile make one more reconcile, not many),
 runs them in its own greenthread, and falls back to a full re-read of the
@@ -14,10 +21,12 @@ switch when anything went wrong, so the cache can never drift for long.
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import eventlet
 from eventlet.event import Event
+
+from controller.compile.meters import meters_for
 
 LOG = logging.getLogger(__name__)
 RETRY_DELAY = 1.0
@@ -28,24 +37,37 @@ class Plan:
     deletes: list      # cookies to delete
     adds: list         # Flow objects to add
     kept: int
+    meter_adds: list = field(default_factory=list)       # Meters to add, by id
+    meter_modifies: list = field(default_factory=list)   # Meters whose band changed
+    meter_deletes: list = field(default_factory=list)    # meter ids no flow uses
 
     @property
     def empty(self):
-        return not self.deletes and not self.adds
+        return not (self.deletes or self.adds or self.meter_adds or self.meter_modifies
+                    or self.meter_deletes)
 
 
-def plan(desired, installed_cookies):
-    """Flows to add and cookies to delete so that the switch holds `desired`.
+def plan(desired, installed_cookies, installed_meters=None):
+    """Flows to add and cookies to delete so that the switch holds `desired`,
+    and the meter-mods for the meters the desired flows use.
 
     `installed_cookies` may hold a cookie more than once (flows someone else
     added, cookie 0): one delete-by-cookie removes them all.
+    `installed_meters` ({id: Meter}, or None when not known: no meter work).
     """
     want = {f.cookie: f for f in desired}
     have = Counter(installed_cookies)
     deletes = sorted(c for c in have if c not in want)
     adds = sorted((f for c, f in want.items() if c not in have), key=lambda f: f.sort_key())
     kept = sum(1 for c in want if c in have)
-    return Plan(deletes, adds, kept)
+    p = Plan(deletes, adds, kept)
+    if installed_meters is not None:
+        meters = meters_for(desired)
+        p.meter_adds = [m for i, m in sorted(meters.items()) if i not in installed_meters]
+        p.meter_modifies = [m for i, m in sorted(meters.items())
+                            if i in installed_meters and installed_meters[i] != m]
+        p.meter_deletes = sorted(i for i in installed_meters if i not in meters)
+    return p
 
 
 class SwitchSync:
@@ -63,6 +85,7 @@ class SwitchSync:
         self.on_result = on_result or (lambda sync, plan, seconds: None)
         self.on_error = on_error or (lambda sync, exc: None)
         self.installed = None         # cookies we believe the switch holds; None = unknown
+        self.meters = None            # {id: Meter} we believe it holds; None = unknown
         self._dirty = False
         self._full = True
         self._wake = Event()
@@ -113,6 +136,7 @@ class SwitchSync:
                                 self.dpid, exc)
                     self.on_error(self, exc)
                     self.installed = None
+                    self.meters = None
                     self._full = True
                     self._dirty = not self._stopped
                     eventlet.sleep(RETRY_DELAY)
@@ -124,12 +148,18 @@ class SwitchSync:
         if self._full or self.installed is None:
             self._full = False
             installed = self.session.dump_cookies()
+            self.meters = self.session.dump_meters()
         else:
             installed = self.installed
         desired = self.compile(self.dpid)
-        p = plan(desired, installed)
-        if not p.empty:
+        p = plan(desired, installed, self.meters)
+        if p.meter_adds or p.meter_modifies:     # before the flows that use them
+            self.flow_mods += self.session.set_meters(p.meter_adds, p.meter_modifies)
+        if p.deletes or p.adds:
             self.flow_mods += self.session.apply(p.deletes, p.adds)
+        if p.meter_deletes:                      # after the flows that used them
+            self.flow_mods += self.session.set_meters((), (), p.meter_deletes)
         self.installed = [f.cookie for f in desired]
+        self.meters = meters_for(desired)
         self.runs += 1
         self.on_result(self, p, time.monotonic() - start)

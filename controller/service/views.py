@@ -24,6 +24,9 @@ class NullTopology:
     def port_number(self, dpid, name):
         return None
 
+    def port_link_down(self, dpid, name):
+        return None
+
 
 def ports_text(ports):
     """A rule's [lo, hi] as the API writes it: '22' or '8000-8080'."""
@@ -57,12 +60,30 @@ class Views:
         subnet = self.state.subnets[subnet_key(p.tenant, p.subnet)]
         host = self.state.hosts.get(p.host)
         ofport = self.topology.port_number(host.dpid, p.port) if host else None
+        reason = self.port_down_reason(p, host, ofport)
         return {"id": p.id, "tenant": p.tenant, "host": p.host, "port": p.port,
                 "ip": p.ip, "mac": p.mac, "prefixlen": subnet.net.prefixlen,
                 "gateway": subnet.gateway, "subnet": p.subnet,
                 "mtu": self.mtu_for(self.state.tenants[p.tenant]),
-                "status": "up" if ofport is not None else "down", "ofport": ofport,
+                "status": "down" if reason else "up", "status_reason": reason,
+                "ofport": ofport,
                 "security_groups": list(p.security_groups), "port_security": p.port_security}
+
+    def port_down_reason(self, p, host, ofport):
+        """Why a port cannot carry traffic now, in words; None when it can.
+        The truth comes from the switch (port-status events), not from the
+        attach that created the port: a container restarted without its veth,
+        or a veth whose container end is gone, shows here."""
+        if host is None:
+            return f"host {p.host} is not registered"
+        if not self.topology.host_connected(host.dpid):
+            return f"host {p.host}: its bridge is not connected to the controller"
+        if ofport is None:
+            return f"host {p.host} has no OVS port {p.port} (no veth plugged in)"
+        if self.topology.port_link_down(host.dpid, p.port):
+            return (f"OVS port {p.port} on {p.host} has no link (the container end of "
+                    f"its veth is gone or down)")
+        return None
 
     def forward_view(self, f):
         port = self.state.ports.get(f.port_id)

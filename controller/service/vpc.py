@@ -22,10 +22,11 @@ from controller.service.errors import bad_request, conflict, not_found
 from controller.service.mutator import active as mutator_active, mutator
 from controller.service.nat import NatOperations
 from controller.service.secgroups import SecurityGroupOperations
+from controller.service.tokens import TokenOperations
 from controller.service.views import NullTopology, Views
 
 
-class VpcService(Views, NatOperations, SecurityGroupOperations):
+class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations):
     def __init__(self, state, store, topology=None, underlay_mtu=1500, on_change=None,
                  lock=None):
         self.state = state
@@ -184,6 +185,7 @@ class VpcService(Views, NatOperations, SecurityGroupOperations):
             ops = [("del", "subnets", subnet_key(name, s.cidr)) for s in self.state.subnets_of(name)]
             ops += [("del", "floating_ips", f.id) for f in self.state.fips_of(name)]
             ops += [("del", "security_groups", f"{name}/{g.name}") for g in self.state.groups_of(name)]
+            ops += self.tenant_token_ops(name)
             ops.append(("del", "tenants", name))
             self._commit(ops, ())
 
@@ -276,7 +278,7 @@ class VpcService(Views, NatOperations, SecurityGroupOperations):
                         raise conflict(f"{ip} is already used by port {p.id} of tenant "
                                        f"{tenant.name!r}", code="ip_in_use")
             if mac is None:
-                mac = ipam.mac(self.state)
+                mac = ipam.mac(self.state, tenant.name, ip)
             else:
                 for p in self.state.ports.values():
                     if p.mac == mac:

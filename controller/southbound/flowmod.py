@@ -2,8 +2,9 @@
 
 The compiler's `Flow` (controller/compile/flows.py) is plain data; this is the
 one place that turns it into os-ken actions, instructions and OFPFlowMod, and
-the one place that builds the delete-by-cookie a reconcile sends.  Serialized
-adds are cached: a tenant's flows are the same bytes on each of its hosts.
+the one place that builds the delete-by-cookie a reconcile sends, and the
+meter-mods of the meters those flows use (compile/meters.py).  Serialized adds
+are cached: a tenant's flows are the same bytes on each of its hosts.
 """
 import struct
 from collections import OrderedDict
@@ -66,7 +67,9 @@ def ct_action(commit, zone, table, nat):
 
 
 def to_instructions(f):
-    inst = []
+    # OpenFlow 1.3 runs instructions in a fixed order, meter first: a packet
+    # the meter drops never reaches the apply-actions (the packet-in).
+    inst = [] if f.meter is None else [parser.OFPInstructionMeter(f.meter)]
     if f.actions:
         inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, to_actions(f.actions)))
     if f.metadata is not None:
@@ -145,7 +148,7 @@ def flow_from_mod(msg):
     reconciler diffs; this proves the bytes we send say the same thing (the
     round-trip test), and it reads installed flows back as Flows (traces)."""
     from controller.compile.flows import Flow
-    actions, goto, metadata = (), None, None
+    actions, goto, metadata, meter = (), None, None, None
     for inst in msg.instructions:
         if isinstance(inst, parser.OFPInstructionActions):
             actions = tuple(_action_back(a) for a in inst.actions)
@@ -153,11 +156,14 @@ def flow_from_mod(msg):
             metadata = (inst.metadata, inst.metadata_mask)
         elif isinstance(inst, parser.OFPInstructionGotoTable):
             goto = inst.table_id
+        elif isinstance(inst, parser.OFPInstructionMeter):
+            meter = inst.meter_id
         else:
             raise ValueError(f"unexpected instruction {inst!r}")
     match = tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
                          for k, v in msg.match.items()))
-    return Flow(msg.table_id, msg.priority, match, actions, goto, metadata), msg.cookie
+    return Flow(msg.table_id, msg.priority, match, actions, goto, metadata,
+                meter=meter), msg.cookie
 
 
 def _action_back(a):
@@ -189,3 +195,42 @@ def _nat_back(actions):
         return ()
     return ("src" if nat.flags & NAT_SRC else "dst", nat.range_ipv4_min, nat.range_ipv4_max,
             nat.range_proto_min or 0, nat.range_proto_max or 0)
+
+
+# --- meters: installed before the flows that use them -------------------------------------
+METER_FLAGS = ofp.OFPMF_PKTPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS
+
+
+def meter_mod(dp, meter, command="add"):
+    """OFPMeterMod for a compile/meters.Meter: pktps, one drop band with a burst.
+    command: "add" or "modify"."""
+    cmd = {"add": ofp.OFPMC_ADD, "modify": ofp.OFPMC_MODIFY}[command]
+    return parser.OFPMeterMod(dp, command=cmd, flags=METER_FLAGS, meter_id=meter.meter_id,
+                              bands=[parser.OFPMeterBandDrop(rate=meter.rate,
+                                                             burst_size=meter.burst)])
+
+
+def meter_delete_mod(dp, meter_id):
+    """Delete one meter.  The switch also deletes every flow that uses it, so
+    the reconciler sends this only after the flows are gone."""
+    return parser.OFPMeterMod(dp, command=ofp.OFPMC_DELETE, flags=0, meter_id=meter_id,
+                              bands=[])
+
+
+def meter_config_request(dp):
+    return parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL)
+
+
+def meters_from_config(replies):
+    """{meter id: Meter} read back from OFPMeterConfigStatsReply parts.  A meter
+    that is not ours in shape (several bands, kbps, not a drop band) reads as
+    (id, "foreign"), which equals no Meter: the reconciler rewrites it."""
+    from controller.compile.meters import Meter
+    out = {}
+    for reply in replies:
+        for cfg in reply.body:
+            bands = [b for b in cfg.bands if isinstance(b, parser.OFPMeterBandDrop)]
+            ours = len(cfg.bands) == 1 and bands and cfg.flags & ofp.OFPMF_PKTPS
+            out[cfg.meter_id] = Meter(cfg.meter_id, bands[0].rate, bands[0].burst_size) \
+                if ours else (cfg.meter_id, "foreign")
+    return out

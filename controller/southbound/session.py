@@ -19,7 +19,8 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller.southbound.flowmod import FLOW_MODS, delete_cookie_mod
+from controller.southbound.flowmod import (FLOW_MODS, delete_cookie_mod, meter_config_request,
+                                           meter_delete_mod, meter_mod, meters_from_config)
 from controller.southbound.events import port_desc
 from controller.southbound.frames import arp_request
 
@@ -120,6 +121,42 @@ class OFSession:
             cookies += [stat.cookie for stat in reply.body]
         return cookies
 
+    def dump_meters(self):
+        """{meter id: Meter} of every meter the switch holds (multipart)."""
+        return meters_from_config(self.call(meter_config_request(self.dp)))
+
+    def set_meters(self, adds, modifies=(), deletes=()):
+        """Meter-mods (adds, modifies: Meter values; deletes: meter ids),
+        checked: sent, then a barrier, then any error they drew raises.
+        Meters are not bundled (OVS bundles take flow and port mods only), so
+        the reconciler adds them before the bundle that uses them and deletes
+        them after it.  Returns the number of messages sent."""
+        msgs = [meter_mod(self.dp, m, "add") for m in adds] + \
+            [meter_mod(self.dp, m, "modify") for m in modifies] + \
+            [meter_delete_mod(self.dp, mid) for mid in deletes]
+        if msgs:
+            self._send_checked(msgs, "meter-mod")
+        return len(msgs)
+
+    def _send_checked(self, msgs, what):
+        """Send messages that have no reply, then a barrier; raise if the
+        switch refused any of them (its errors carry their xids)."""
+        xids = []
+        try:
+            for m in msgs:
+                xids.append(self.dp.set_xid(m))
+                self._watch[m.xid] = None
+                if not self.dp.send_msg(m):
+                    raise SwitchError(f"dpid {self.dpid:016x}: connection is gone")
+            self.barrier()
+            bad = [self._watch[x] for x in xids if self._watch.get(x) is not None]
+            if bad:
+                raise SwitchError(f"dpid {self.dpid:016x}: {len(bad)} {what}(s) refused, "
+                                  f"first: {_describe_error(bad[0])}")
+        finally:
+            for x in xids:
+                self._watch.pop(x, None)
+
     def apply(self, delete_cookies, add_flows):
         """Deletes then adds, as one atomic ordered bundle.  Returns messages sent."""
         msgs = [delete_cookie_mod(self.dp, c) for c in delete_cookies]
@@ -134,20 +171,8 @@ class OFSession:
         self._ctrl(bid, ofp.ONF_BCT_OPEN_REQUEST)
         try:
             for start in range(0, len(msgs), BUNDLE_CHUNK):
-                xids = []
-                for m in msgs[start:start + BUNDLE_CHUNK]:
-                    add = parser.ONFBundleAddMsg(self.dp, bid, BUNDLE_FLAGS, m, [])
-                    xids.append(self.dp.set_xid(add))
-                    self._watch[add.xid] = None
-                    if not self.dp.send_msg(add):
-                        raise SwitchError(f"dpid {self.dpid:016x}: connection is gone")
-                self.barrier()
-                bad = [self._watch[x] for x in xids if self._watch.get(x) is not None]
-                if bad:
-                    raise SwitchError(f"dpid {self.dpid:016x}: {len(bad)} flow-mod(s) refused, "
-                                      f"first: {_describe_error(bad[0])}")
-                for x in xids:
-                    self._watch.pop(x, None)
+                self._send_checked([parser.ONFBundleAddMsg(self.dp, bid, BUNDLE_FLAGS, m, [])
+                                    for m in msgs[start:start + BUNDLE_CHUNK]], "flow-mod")
         except Exception:
             self._watch.clear()
             try:

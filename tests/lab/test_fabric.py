@@ -19,19 +19,11 @@ import pytest
 
 from vpclab import lablib
 from vpclab.labfabric import active_port, arp_burst, fabric_rx_packets, ping_outage
+from tests.support.labhelp import wait_for
 
 ARP_TARGET = "10.0.0.200"          # nobody has it: every ARP for it is flooded
 FABRIC_LINKS = 4                   # leaf-spine cables
 HOST_LINKS = 3
-
-
-def wait_for(predicate, timeout=15.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def links(api):

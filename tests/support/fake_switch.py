@@ -10,7 +10,27 @@ def f(port, out):
                 kind=CookieKind.PORT, owner=port)
 
 
-class FakeSwitch:
+class MeterTable:
+    """The meter side of a fake switch: holds Meters by id, counts meter-mods.
+    Mixed into every fake the reconciler talks to (it reads and sets meters)."""
+    meters = None
+    meter_mods = None
+
+    def dump_meters(self):
+        return dict(self.meters or {})
+
+    def set_meters(self, adds, modifies=(), deletes=()):
+        if self.meters is None:
+            self.meters, self.meter_mods = {}, []
+        for m in (*adds, *modifies):
+            self.meters[m.meter_id] = m
+        for i in deletes:
+            self.meters.pop(i, None)
+        self.meter_mods.append((len(adds), len(modifies), len(deletes)))
+        return len(adds) + len(modifies) + len(deletes)
+
+
+class FakeSwitch(MeterTable):
     def __init__(self, dpid=1, fail_apply=0):
         self.dpid = dpid
         self.flows = {}

@@ -32,8 +32,11 @@ def _plain(v):
 
 
 def render(f):
+    """One line per flow; a metered flow also shows ["meter", id] before its
+    cookie (flows without a meter render as they did before meters)."""
+    meter = [] if f.meter is None else [["meter", int(f.meter)]]
     return json.dumps([int(f.table), int(f.priority), _plain(f.match), _plain(f.actions),
-                       _plain(f.goto), _plain(f.metadata), "%016x" % f.cookie],
+                       _plain(f.goto), _plain(f.metadata), *meter, "%016x" % f.cookie],
                       separators=(",", ":"))
 
 

@@ -38,6 +38,9 @@ class _TopoFacts:
     def port_number(self, dpid, name):
         return self.topo.port_number(dpid, name)
 
+    def port_link_down(self, dpid, name):
+        return self.topo.port_link_down(dpid, name)
+
 
 class Server:
     def __init__(self, tmp_path):

@@ -15,6 +15,12 @@ path parameters' examples name these) so that generated requests reach past
 generated request of the module, so the fuzzer also meets what earlier
 requests made.  Run with -s to see how many requests got which status.
 
+Authentication is on (controller/api/auth.py), as beyond loopback: every
+generated case carries the admin token (schemathesis' programmatic auth
+below) except the cases schemathesis makes without it or with a wrong one,
+which must get 401 -- "negative_data_rejection" checks that.  The failure
+rate limit is lifted (it would turn the fuzz into 429s after 20 misses).
+
 Not checked: "schema-valid requests are accepted" -- many are rightly refused
 for rules a schema cannot say (unknown tenant, duplicate, gateway outside its
 subnet, 150.0 where an integer is wanted: JSON Schema calls 150.0 an integer,
@@ -29,6 +35,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 schemathesis = pytest.importorskip("schemathesis")
 
+from controller.api.auth import Authenticator, FailureLimiter  # noqa: E402
 from controller.model.state import State  # noqa: E402
 from controller.api.rest import RestApi  # noqa: E402
 from controller.service.vpc import VpcService  # noqa: E402
@@ -46,9 +53,16 @@ def _checks():
     return [getattr(openapi, name, None) or getattr(core, name) for name in CHECKS]
 
 
+ADMIN = "fuzz-admin-token-0123456789abcdef"
+
+
+def _auth(state):
+    return Authenticator(state, ADMIN, limiter=FailureLimiter(burst=10 ** 9))
+
+
 def _seed(app):
     def call(method, path, body):
-        req = webob.Request.blank(path, method=method)
+        req = webob.Request.blank(path, method=method, headers={"Authorization": f"Bearer {ADMIN}"})
         req.body = json.dumps(body).encode()
         req.content_type = "application/json"
         resp = req.get_response(app)
@@ -93,13 +107,24 @@ schema = schemathesis.openapi.from_wsgi("/v1/openapi.json", APP)
 def fuzz_world(tmp_path_factory):
     store = MsgpackStore(tmp_path_factory.mktemp("fuzzstate"))
     service = VpcService(State(store.load()), store)
-    idle, APP.target = APP.target, RestApi(service)
+    idle, APP.target = APP.target, RestApi(service, auth=_auth(service.state))
     service.port_id = _seed(APP.target)["id"]
     yield service
     APP.target = idle
     store.close()
     print(f"\nschemathesis sent {sum(APP.statuses.values())} requests: " +
           ", ".join(f"{m} {c}: {n}" for (m, c), n in sorted(APP.statuses.items())))
+
+
+@schema.auth()
+class AdminToken:
+    """The admin token on every case that does not test its absence."""
+
+    def get(self, case, context):
+        return ADMIN
+
+    def set(self, case, data, context):
+        case.headers = dict(case.headers or {}, Authorization=f"Bearer {data}")
 
 
 @schema.parametrize()

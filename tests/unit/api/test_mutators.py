@@ -79,6 +79,10 @@ def _every_write(api):
     api.ok("DELETE", f"/v1/tenants/red/floating-ips/{fip}")
     api.ok("DELETE", f"/v1/tenants/red/ports/{port}")
     api.ok("DELETE", "/v1/tenants/red/subnets/10.1.0.0_24")
+    tok = api.ok("POST", "/v1/tenants/red/tokens", {"name": "ci"})["id"]
+    api.ok("DELETE", f"/v1/tenants/red/tokens/{tok}")
+    tok = api.ok("POST", "/v1/hosts/h2/tokens", {"name": "join"})["id"]
+    api.ok("DELETE", f"/v1/hosts/h2/tokens/{tok}")
     api.ok("DELETE", "/v1/tenants/red")
     api.ok("DELETE", "/v1/hosts/h2")
 

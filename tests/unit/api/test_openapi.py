@@ -170,6 +170,8 @@ def world(api):
     ids["rule"] = web["rules"][0]["id"]
     api.ok("POST", "/v1/tenants/red/security-groups", {"name": "spare"})
     api.ok("PATCH", f"/v1/tenants/red/ports/{ids['p3']}", {"security_groups": ["web"]})
+    ids["ttok"] = api.ok("POST", "/v1/tenants/red/tokens", {"name": "ci"})["id"]
+    ids["htok"] = api.ok("POST", "/v1/hosts/h1/tokens", {"name": "join"})["id"]
     api.ids = ids
     return api
 
@@ -394,6 +396,27 @@ CASES = [
     ("GET", R + "/floating-ips/nope", None, 404, None, None),
     ("DELETE", R + "/floating-ips/{fip}", None, 204, None, None),
     ("DELETE", R + "/floating-ips/nope", None, 404, None, None),
+    # tokens (who may call them: tests/unit/api/test_auth_matrix.py)
+    ("GET", R + "/tokens", None, 200, None, None),
+    ("GET", "/v1/tenants/nope/tokens", None, 404, None, None),
+    ("POST", R + "/tokens", {"name": "deploy", "expires_in": 3600}, 201, True, None),
+    ("POST", R + "/tokens", {"name": "later", "expires_at": "2030-06-01T00:00:00Z"}, 201, True,
+     None),
+    ("POST", R + "/tokens", {"name": "ci"}, 409, True, None),
+    ("POST", R + "/tokens", {"name": "x", "expires_in": 0}, 400, False, None),
+    ("POST", R + "/tokens", {"name": "x", "expires_in": 5,
+                             "expires_at": "2030-06-01T00:00:00Z"}, 400, True, None),
+    ("POST", R + "/tokens", {"name": "x", "expires_at": "2001-01-01T00:00:00Z"}, 400, True,
+     None),
+    ("POST", "/v1/tenants/nope/tokens", {"name": "x"}, 404, True, None),
+    ("DELETE", R + "/tokens/{ttok}", None, 204, None, None),
+    ("DELETE", R + "/tokens/{htok}", None, 404, None, None),
+    ("GET", "/v1/hosts/h1/tokens", None, 200, None, None),
+    ("POST", "/v1/hosts/h9/tokens", {"name": "join", "networks": True}, 201, True, None),
+    ("POST", "/v1/hosts/h1/tokens", {"name": "join"}, 409, True, None),
+    ("POST", "/v1/hosts/h1/tokens", {"name": "x", "networks": "yes"}, 400, False, None),
+    ("DELETE", "/v1/hosts/h1/tokens/{htok}", None, 204, None, None),
+    ("DELETE", "/v1/hosts/h2/tokens/{htok}", None, 404, None, None),
 ]
 
 # every operation with a body also meets: not JSON (400), not JSON at all (415), too big (413)
@@ -449,7 +472,11 @@ def test_malformed_body(api, method, path, raw, ctype, status):
 
 
 def test_every_documented_status_is_exercised():
-    seen = {(m.upper(), _operation(m, p)[0], str(s)) for m, p, _b, s, _v, _s in CASES}
+    """401, 403 and 429 (authentication on) are exercised for every operation
+    by tests/unit/api/test_auth_matrix.py, which checks they are documented."""
+    seen = {(m.upper(), p, str(s)) for p, ops in DOC["paths"].items() for m in ops
+            for s in (401, 403, 429)}
+    seen |= {(m.upper(), _operation(m, p)[0], str(s)) for m, p, _b, s, _v, _s in CASES}
     seen |= {(m, _operation(m, p)[0], str(s)) for m, p, _r, _c, s in RAW}
     documented = {(m.upper(), p, s) for p, ops in DOC["paths"].items()
                   for m, op in ops.items() for s in op["responses"]}

@@ -33,6 +33,9 @@ def served(tmp_path):
         def port_number(self, dpid, name):
             return topo.port_number(dpid, name)
 
+        def port_link_down(self, dpid, name):
+            return topo.port_link_down(dpid, name)
+
     api.service.topology = Facts()
     api.app.topology_json = topo.node_link
     metrics = Metrics()

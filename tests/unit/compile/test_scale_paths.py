@@ -12,6 +12,7 @@ from controller.model.state import State
 from controller.compile.pipeline import Table
 from controller.reconcile.plan import SwitchSync
 from topology.graph import Topology, TopoView
+from tests.support.fake_switch import MeterTable
 from tests.support.worlds import World
 
 NETWORK = st.sampled_from(["vlan", "vxlan", "gre"])
@@ -94,7 +95,7 @@ def test_reconciles_share_a_bounded_number_of_slots():
     from eventlet.semaphore import Semaphore
     running, peak = [0], [0]
 
-    class SlowSwitch:
+    class SlowSwitch(MeterTable):
         def __init__(self, dpid):
             self.dpid, self.flows = dpid, set()
 

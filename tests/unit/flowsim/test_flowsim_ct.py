@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from controller.compile.meters import MeterId
 from controller.compile.flows import FlowError, flow
 from controller.flowsim import (Network, SimError, Simulator, format_flow,
                                 install_check)
@@ -80,7 +81,9 @@ def out_pkt(res, port):
     ("set_field", "metadata", 0x1_0000_0005),
 ])
 def test_flow_accepts(action):
-    f = flow(T.L3, 100, IP, [action])
+    # a packet-in path is accepted only through a meter (controller/compile/meters.py)
+    meter = MeterId.LLDP if action == ("output", "controller") else None
+    f = flow(T.L3, 100, IP, [action], meter=meter)
     install_check(f)
     assert f.actions == (action,)
 
@@ -391,7 +394,8 @@ def test_matching_nat_fields_after_a_ct_without_table_is_refused():
 def test_set_field_metadata_and_packet_in():
     sim = Simulator([
         flow(T.CLASSIFY, 100, {}, [("set_field", "metadata", 0x1_0000_0002)], goto=T.L2),
-        flow(T.L2, 100, {"metadata": 0x1_0000_0002}, [("output", "controller")]),
+        flow(T.L2, 100, {"metadata": 0x1_0000_0002}, [("output", "controller")],
+             meter=MeterId.LLDP),
     ])
     res = sim.run(udp(CLIENT, SERVER, 1, 53))
     assert res.ports == ["controller"] and not res.dropped
@@ -402,7 +406,8 @@ def test_network_packet_in_and_per_switch_conntrack():
     net = Network()
     flows = [flow(T.CLASSIFY, 100, dict(IP, in_port=1), [("ct", True, 1, T.L2, None)]),
              flow(T.L2, 100, {"ct_state": (CT_TRK, CT_TRK)}, [("output", 2)]),
-             flow(T.CLASSIFY, 100, dict(IP, in_port=3), [("output", "controller")])]
+             flow(T.CLASSIFY, 100, dict(IP, in_port=3), [("output", "controller")],
+                  meter=MeterId.LLDP)]
     net.add_switch("a", flows)
     net.add_switch("b", flows)
     net.add_link(("a", 2), ("b", 1))

@@ -9,6 +9,7 @@ from controller.runtime.fabric import FabricRuntime
 from controller.reconcile.plan import SwitchSync
 from topology import lldp
 from topology.graph import Topology
+from tests.support.fake_switch import MeterTable
 from tests.support.worlds import World
 
 FAB = 100
@@ -23,7 +24,7 @@ class Clock:
         return self.t
 
 
-class FakeSwitch:
+class FakeSwitch(MeterTable):
     log = []     # (dpid, frozenset of cookies) after every apply, in order, all switches
 
     def __init__(self, dpid):

@@ -6,7 +6,9 @@ call (ip, ovs-vsctl, docker, ethtool, nsenter) is replaced, through PATH, by
 a fake that only records its command line.  So "no change" is checked
 directly: a refused run must not have invoked any command that changes
 state, and must not have talked to the REST API (it points at a closed port:
-contacting it would end in exit 1, not 2).
+contacting it would end in exit 1, not 2).  attach and detach do their host
+work through the agent's netlink code (vpcagent.plumbing), so they must not
+run ``ip`` at all; their plumbing order is checked with a fake host.
 """
 import os
 import socket
@@ -333,16 +335,113 @@ def test_normalize_dpid_forms():
 
 
 def test_default_port_name_is_stable_and_short():
-    import importlib.machinery
-    import importlib.util
-    loader = importlib.machinery.SourceFileLoader("attach_script", str(SCRIPTS / "attach"))
-    spec = importlib.util.spec_from_loader("attach_script", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
+    mod = load_script("attach")
     a = mod.default_port_name("t1", "c1")
     assert a == mod.default_port_name("t1", "c1") != mod.default_port_name("t2", "c1")
     assert len(a) == 13 and a.startswith("v")
     assert vpcscript.check_ifname(a) == a
+    peer = mod.peer_name("a-15-char-name0")
+    assert len(peer) <= 15 and peer != "a-15-char-name0"
+
+
+# -- attach/detach share the agent's plumbing --------------------------------
+
+@pytest.mark.parametrize("script, args", [
+    ("attach", ATTACH_OK),
+    ("attach", ATTACH_OK + ["--host-netns", "nope"]),
+    ("detach", ["t1", "../x"]),
+])
+def test_attach_detach_never_run_ip(run, script, args):
+    p, calls = run(script, *args)
+    assert p.returncode == 2, p.stderr
+    assert not [c for c in calls if c.split()[0] in ("ip", "ethtool", "nsenter")], calls
+
+
+def test_attach_reexecs_under_the_venv_without_pyroute2(tmp_path):
+    """A Python without pyroute2 (the system's) still gets the script's own
+    answer: it re-executes under <repo>/.venv/bin/python."""
+    venv = REPO / ".venv" / "bin" / "python"
+    other = "/usr/bin/python3"
+    probe = subprocess.run([other, "-c", "import pyroute2"], capture_output=True) \
+        if os.path.exists(other) else None
+    if not venv.exists() or probe is None or probe.returncode == 0:
+        pytest.skip("needs the repo's .venv and a python3 without pyroute2")
+    p = subprocess.run([other, str(SCRIPTS / "attach"), "bad/tenant", "c1", "--host", "h1"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "invalid tenant name" in p.stderr, p.stderr
+
+
+class FakePlumbing:
+    """Host + configure_container of vpcagent.plumbing, recording the order."""
+
+    def __init__(self, fail_at=None):
+        self.calls, self.fail_at = [], fail_at
+
+    def __call__(self, *args, **kw):             # Host(bridge, rundir, netns)
+        self.calls.append(("Host",) + args)
+        return self
+
+    def _step(self, name, *args, **kw):
+        self.calls.append((name,) + args + tuple(sorted(kw.items())))
+        if name == self.fail_at:
+            from vpcagent.plumbing import PlumbingError
+            raise PlumbingError(f"{name} failed")
+
+    def create_port(self, *a, **kw):
+        self._step("create_port", *a, **kw)
+
+    def move_into(self, *a, **kw):
+        self._step("move_into", *a, **kw)
+
+    def delete_port(self, *a, **kw):
+        self._step("delete_port", *a, **kw)
+
+    def configure(self, *a, **kw):
+        self._step("configure_container", *a, **kw)
+
+
+PORT = {"id": "p1", "ip": "10.0.0.5", "mac": "02:00:0a:00:00:05", "prefixlen": 24,
+        "gateway": "10.0.0.1", "mtu": 1450}
+
+
+def attach_with(fail_at, monkeypatch, capsys):
+    mod = load_script("attach")
+    fake = FakePlumbing(fail_at)
+    api = []
+    monkeypatch.setattr(mod, "Host", fake)
+    monkeypatch.setattr(mod, "configure_container", fake.configure)
+    monkeypatch.setattr(mod, "validate", lambda a: setattr(a, "target", "/run/netns/c1"))
+    monkeypatch.setattr(mod, "api_call", lambda m, url, body=None: api.append((m, url, body))
+                        or (201, PORT))
+    argv = ["t1", "c1", "--host", "h1", "--port", "vport1", "--host-netns", "lab-h1"]
+    if fail_at:
+        with pytest.raises(vpcscript.Failure, match=f"{fail_at} failed .rolled back."):
+            mod.main(argv)
+    else:
+        assert mod.main(argv) == 0
+        assert capsys.readouterr().out.strip() == "p1"
+    return fake.calls, api, mod
+
+
+def test_attach_plumbs_through_the_agent_code(monkeypatch, capsys):
+    calls, api, mod = attach_with(None, monkeypatch, capsys)
+    peer = mod.peer_name("vport1")
+    assert [c[0] for c in calls] == ["Host", "create_port", "move_into", "configure_container"]
+    assert calls[0] == ("Host", "br-int", None, "lab-h1")
+    assert calls[1][:3] == ("create_port", "vport1", peer)
+    assert ("external_ids", {"vpc-port-id": "p1", "vpc-tenant": "t1",
+                             "vpc-owner": "attach"}) in calls[1]
+    assert calls[2] == ("move_into", peer, "/run/netns/c1", "eth0")
+    assert calls[3] == ("configure_container", "/run/netns/c1", "eth0", PORT["mac"],
+                        "10.0.0.5/24", "10.0.0.1", 1450)
+    assert [m for m, _, _ in api] == ["POST"]
+
+
+@pytest.mark.parametrize("fail_at", ["create_port", "move_into", "configure_container"])
+def test_attach_rolls_back_the_host_side_and_the_port(fail_at, monkeypatch, capsys):
+    calls, api, _ = attach_with(fail_at, monkeypatch, capsys)
+    assert calls[-1][:2] == ("delete_port", "vport1")
+    assert [m for m, _, _ in api] == ["POST", "DELETE"] and api[1][1].endswith("/ports/p1")
 
 
 def test_check_ipv4_iface_accepts_p2p():

@@ -14,6 +14,17 @@
   var PERIOD = Math.max(1, Number(params.get("refresh")) || 3);
   // The page lives at <base>/ui or <base>/ui/: the API is at <base>/v1.
   var BASE = location.pathname.replace(/\/ui(\/(index\.html)?)?$/, "");
+  // With authentication on, open the page as /ui#token=<admin token>: a
+  // fragment never leaves the browser (not in server logs, not in Referer);
+  // it is kept in sessionStorage for this tab and removed from the address bar.
+  var TOKEN = (function () {
+    var m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (m) {
+      sessionStorage.setItem("vpc-token", decodeURIComponent(m[1]));
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    return sessionStorage.getItem("vpc-token");
+  })();
   var PALETTE = ["#e53935", "#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#00acc1",
                  "#c0ca33", "#6d4c41", "#d81b60", "#3949ab", "#00897b", "#f4511e"];
 
@@ -80,7 +91,9 @@
   });
 
   function getJSON(path) {
-    return fetch(BASE + path, { cache: "no-store", headers: { "Accept": "application/json" } })
+    var headers = { "Accept": "application/json" };
+    if (TOKEN) { headers["Authorization"] = "Bearer " + TOKEN; }
+    return fetch(BASE + path, { cache: "no-store", headers: headers })
       .then(function (r) {
         if (!r.ok) { throw new Error(path + ": HTTP " + r.status); }
         return r.json();
@@ -185,7 +198,9 @@
                   data: { id: n.id, label: "switch " + shortDpid(n.dpid), raw: n } });
       }
     });
-    // tenants' ports, coloured by tenant; down = no OVS port of that name now
+    // tenants' ports, coloured by tenant; down = its host is not connected, or no
+    // OVS port of that name, or no link (the API's status_reason says which: it is
+    // the node's tooltip and shows in the details panel on a click)
     (data.tenants || []).forEach(function (t) {
       (data.ports[t.name] || []).forEach(function (p) {
         var host = hostByName[p.host];
@@ -194,8 +209,9 @@
         counts.portsUp += up ? 1 : 0;
         var id = "tport:" + p.id;
         var el = { group: "nodes", classes: "tport " + (up ? "up" : "down"),
-                   data: { id: id, label: t.name + " " + p.ip, color: tenantColor(t),
-                           tenant: t.name, raw: p } };
+                   data: { id: id, label: t.name + " " + p.ip + (up ? "" : " (down)"),
+                           color: tenantColor(t), tenant: t.name, raw: p,
+                           reason: p.status_reason || "" } };
         if (host) {
           el.data.parent = host.id;
           alias["port:" + host.dpid + ":" + p.port] = id;

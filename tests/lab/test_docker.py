@@ -1,0 +1,293 @@
+"""Docker networks through vpc-agent, with a real dockerd on each emulated host.
+
+The module's 3-host lab gets one dockerd per host (vpclab.labdocker: the
+host's network namespace, a private mount namespace in which the host's
+plugin directory is /run/docker/plugins) and one vpc-agent per host serving
+it.  Containers are busybox from a locally imported image.  Every test
+removes its containers, Docker networks and tenants, also on failure; the
+module fixture stops agents and dockerds by pid and removes their files.
+"""
+import contextlib
+import os
+import secrets
+import shutil
+
+import pytest
+
+from tests.support.labhelp import wait_for
+from vpclab import labdocker
+
+HOSTS = (1, 2, 3)
+CYCLES = int(os.environ.get("VPC_DOCKER_CYCLES", "20"))
+
+
+@pytest.fixture(scope="module")
+def docker_hosts(lab):
+    """{i: (Dockerd, Agent)} for every host of the module's lab."""
+    reason = labdocker.docker_missing()
+    if reason:
+        pytest.skip(reason)
+    made = {}
+    rootfs = labdocker.busybox_rootfs()
+    try:
+        for i in HOSTS:
+            d = labdocker.Dockerd(lab, i)
+            made[i] = (d, None)
+            d.start()
+            labdocker.import_busybox(d, rootfs=rootfs)
+            a = labdocker.Agent(lab, i, d, lab.api_url)
+            made[i] = (d, a)
+            a.start()
+        yield made
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+        problems = []
+        for d, a in made.values():
+            with contextlib.suppress(Exception):
+                d.remove_containers()      # while the agent answers: ports released
+            if a is not None and not a.stop():
+                problems.append(f"vpc-agent of h{a.i} survived")
+            problems += d.destroy()
+        assert not problems, problems
+
+
+class Docker:
+    """Networks and containers one test makes; ``cleanup()`` removes them."""
+
+    def __init__(self, lab, api, hosts):
+        self.lab, self.api, self.hosts = lab, api(lab.api_url), hosts
+        self.containers, self.networks, self.tenants = [], [], []
+
+    def d(self, i):
+        return self.hosts[i][0]
+
+    def network(self, kind, subnet="10.1.0.0/24", hosts=HOSTS, tenant=None):
+        """The same `docker network create` on each host; returns (name, tenant)."""
+        tenant = tenant or f"d{kind[:2]}{secrets.token_hex(3)}"
+        name = f"n{tenant}"
+        self.tenants.append(tenant)
+        for i in hosts:
+            self.d(i).cli("network", "create", "-d", "vpc", "--ipam-driver", "vpc",
+                          "--subnet", subnet, "-o", f"vpc.tenant={tenant}",
+                          "-o", f"vpc.network={kind}", "--ipam-opt", f"vpc.tenant={tenant}",
+                          name)
+            self.networks.append((i, name))
+        return name, tenant
+
+    def run(self, i, name, network, *args, cmd=("sleep", "3600")):
+        self.containers.append((i, name))
+        self.d(i).cli("run", "-d", "--name", name, "--network", network, *args,
+                      labdocker.IMAGE, *cmd)
+        return self.ip(i, name)
+
+    def ip(self, i, name):
+        return self.d(i).cli("inspect", "-f",
+                             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                             name).stdout.strip()
+
+    def mac(self, i, name):
+        return self.d(i).cli("inspect", "-f",
+                             "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}",
+                             name).stdout.strip()
+
+    def exec(self, i, name, *cmd, check=False, timeout=30):
+        return self.d(i).cli("exec", name, *cmd, check=check, timeout=timeout)
+
+    def pings(self, i, name, ip, count=3):
+        p = self.exec(i, name, "ping", "-c", str(count), "-W", "1", ip)
+        return p.returncode == 0
+
+    def cleanup(self):
+        for i, name in reversed(self.containers):
+            self.d(i).cli("rm", "-f", name, check=False, timeout=60)
+        for i, name in self.networks:
+            self.d(i).cli("network", "rm", name, check=False)
+        left = {}
+        for t in self.tenants:
+            status, ports = self.api.get(f"/v1/tenants/{t}/ports")
+            if status == 200 and ports:
+                left[t] = [(p["host"], p["ip"], p["port"]) for p in ports]
+            self.api.delete(f"/v1/tenants/{t}")
+        return left
+
+
+@pytest.fixture
+def docker(lab, api, docker_hosts):
+    dk = Docker(lab, api, docker_hosts)
+    yield dk
+    left = dk.cleanup()
+    assert not left, f"controller ports left behind: {left}"
+
+
+def vd_links(lab, i):
+    out = lab.exec(lab.host_ns(i), "ip", "-o", "link", "show").stdout
+    return sorted(ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()
+                  if ln.split(":")[1].strip().startswith(("vd", "vc")))
+
+
+def vd_ports(lab, i):
+    return sorted(p for p in lab.ovs_vsctl(i, "list-ports", "br-int").split()
+                  if p.startswith("vd"))
+
+
+HTTPD = ("sh", "-c", "mkdir -p /www && echo hello-vpc > /www/index.html && "
+         "exec httpd -f -p 80 -h /www")
+
+
+def fetch(docker, i, name, url):
+    p = docker.exec(i, name, "timeout", "5", "wget", "-q", "-O", "-", url, timeout=15)
+    return p.stdout.strip()
+
+
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["vxlan", "vlan"])
+def test_network_across_hosts_ping_and_tcp(kind, docker, lab):
+    net, tenant = docker.network(kind)
+    ips = {i: docker.run(i, f"c{i}{tenant}", net, *(["--ip", "10.1.0.50"] if i == 2 else []),
+                         cmd=HTTPD) for i in HOSTS}
+    assert ips[2] == "10.1.0.50"
+    assert len(set(ips.values())) == 3
+    t = docker.api.get(f"/v1/tenants/{tenant}")[1]
+    assert t["network"] == kind and t["subnets"] == ["10.1.0.0/24"]
+    mtu = docker.exec(1, f"c1{tenant}", "cat", "/sys/class/net/eth0/mtu").stdout.strip()
+    assert mtu == str(1500 - {"vxlan": 50, "vlan": 0}[kind])
+    for a in HOSTS:
+        for b in HOSTS:
+            if a != b:
+                assert wait_for(lambda: docker.pings(a, f"c{a}{tenant}", ips[b], count=2),
+                                timeout=10), (a, b)
+    # TCP across hosts (tx off made it through Docker's move of the veth)
+    assert fetch(docker, 1, f"c1{tenant}", f"http://{ips[3]}/") == "hello-vpc"
+    assert fetch(docker, 3, f"c3{tenant}", f"http://{ips[2]}/") == "hello-vpc"
+    gw = docker.exec(2, f"c2{tenant}", "ip", "route").stdout
+    assert "default via 10.1.0.1 dev eth0" in gw
+
+
+def test_same_subnet_other_network_is_isolated(docker):
+    net_a, ta = docker.network("vxlan", hosts=(1, 2))
+    net_b, tb = docker.network("vxlan", hosts=(1, 2))
+    a1 = docker.run(1, f"a1{ta}", net_a, "--ip", "10.1.0.11")
+    a2 = docker.run(2, f"a2{ta}", net_a, "--ip", "10.1.0.12")
+    b2 = docker.run(2, f"b2{tb}", net_b, "--ip", "10.1.0.13")
+    assert wait_for(lambda: docker.pings(1, f"a1{ta}", a2), timeout=10)
+    assert not docker.pings(1, f"a1{ta}", b2)
+    assert not docker.pings(2, f"b2{tb}", a1)
+    assert not docker.pings(2, f"b2{tb}", a2)
+
+
+def test_published_port_reached_from_outside_and_revoked_on_stop(docker, lab):
+    net, tenant = docker.network("gre", hosts=(1,))
+    name = f"web{tenant}"
+    docker.run(1, name, net, "-p", "8080:80", cmd=HTTPD)
+    url = f"http://{lab.external_ip(1)}:8080/"
+
+    def curl():
+        return lab.exec(lab.out_ns, "curl", "-s", "--max-time", "3", url, check=False,
+                        timeout=10).stdout.strip()
+    assert wait_for(lambda: curl() == "hello-vpc", timeout=15)
+    fwd = docker.api.get(f"/v1/tenants/{tenant}/port-forwards")[1]
+    assert [(f["external_ip"], f["external_port"], f["internal_port"]) for f in fwd] == \
+        [(lab.external_ip(1), 8080, 80)]
+    docker.d(1).cli("stop", "-t", "1", name)
+    assert docker.api.get(f"/v1/tenants/{tenant}/port-forwards")[1] == []
+    groups = [g["name"] for g in docker.api.get(f"/v1/tenants/{tenant}/security-groups")[1]]
+    assert groups == ["default"]
+    assert curl() != "hello-vpc"
+    docker.d(1).cli("start", name)
+    assert wait_for(lambda: curl() == "hello-vpc", timeout=15)
+
+
+def test_restart_agent_kill9_and_dockerd_restart_keep_the_container(docker, docker_hosts,
+                                                                    lab):
+    net, tenant = docker.network("vxlan", hosts=(1, 2))
+    peer = f"p1{tenant}"
+    docker.run(1, peer, net, "--ip", "10.1.0.21")
+    name = f"s2{tenant}"
+    fixed = ("--ip", "10.1.0.22", "--mac-address", "02:42:0a:01:00:16", "--restart", "always")
+    docker.run(2, name, net, *fixed)
+    assert wait_for(lambda: docker.pings(1, peer, "10.1.0.22"), timeout=10)
+
+    docker.d(2).cli("restart", "-t", "1", name)
+    assert docker.ip(2, name) == "10.1.0.22"
+    assert wait_for(lambda: docker.pings(1, peer, "10.1.0.22"), timeout=15)
+
+    agent = docker_hosts[2][1]
+    agent.kill9()
+    assert os.path.exists(agent.sock)             # a crash leaves its socket behind
+    agent.start()
+    assert docker.pings(1, peer, "10.1.0.22")     # the data path never needed the agent
+    # the restarted agent knows the network from dockerd, the port from the controller
+    docker.d(2).cli("stop", "-t", "1", name)
+    assert vd_links(lab, 2) == [] and vd_ports(lab, 2) == []
+    docker.d(2).cli("start", name)
+    assert wait_for(lambda: docker.pings(1, peer, "10.1.0.22"), timeout=15)
+    other = docker.run(2, f"o2{tenant}", net)
+    assert wait_for(lambda: docker.pings(1, peer, other), timeout=15)
+
+    # dockerd restart: it stops the containers (through the agent) and brings
+    # the --restart=always one back
+    dockerd = docker_hosts[2][0]
+    assert dockerd.stop()
+    dockerd.start()
+    assert wait_for(lambda: docker.ip(2, name) == "10.1.0.22", timeout=30)
+    assert wait_for(lambda: docker.pings(1, peer, "10.1.0.22"), timeout=20)
+    ports = docker.api.get(f"/v1/tenants/{tenant}/ports")[1]
+    assert sorted(p["ip"] for p in ports) == ["10.1.0.21", "10.1.0.22"]
+
+
+def test_restart_without_mac_address_keeps_the_mac_and_peers_reach_it_at_once(docker):
+    """No --mac-address and no --ip: Docker would pick a new random MAC per
+    start; the driver answers CreateEndpoint with the controller's MAC, derived
+    from tenant and IP, so the restarted container comes back with the MAC the
+    peer's ARP cache holds and answers within a couple of seconds."""
+    net, tenant = docker.network("vxlan", hosts=(1, 2))
+    peer = f"q1{tenant}"
+    docker.run(1, peer, net)
+    name = f"m2{tenant}"
+    ip = docker.run(2, name, net)
+    mac = docker.mac(2, name)
+    ports = docker.api.get(f"/v1/tenants/{tenant}/ports")[1]
+    assert [p["mac"] for p in ports if p["ip"] == ip] == [mac]
+    assert docker.exec(2, name, "cat", "/sys/class/net/eth0/address").stdout.strip() == mac
+    assert wait_for(lambda: docker.pings(1, peer, ip), timeout=10)
+    assert mac in docker.exec(1, peer, "ip", "neigh", "show", ip).stdout   # cached
+
+    docker.d(2).cli("restart", "-t", "1", name)
+    assert (docker.ip(2, name), docker.mac(2, name)) == (ip, mac)
+    assert docker.exec(2, name, "cat", "/sys/class/net/eth0/address").stdout.strip() == mac
+    assert wait_for(lambda: docker.pings(1, peer, ip, count=1), timeout=3, interval=0.2)
+    assert mac in docker.exec(1, peer, "ip", "neigh", "show", ip).stdout
+
+
+def test_create_remove_cycles_leave_nothing_behind(docker, lab):
+    net, tenant = docker.network("vxlan", hosts=(1,))
+    before_links, before_ports = vd_links(lab, 1), vd_ports(lab, 1)
+    for n in range(CYCLES):
+        name = f"cy{n}{tenant}"
+        docker.d(1).cli("run", "-d", "--name", name, "--network", net, labdocker.IMAGE,
+                        "sleep", "600")
+        docker.d(1).cli("rm", "-f", name)
+    assert vd_links(lab, 1) == before_links
+    assert vd_ports(lab, 1) == before_ports
+    assert docker.api.get(f"/v1/tenants/{tenant}/ports")[1] == []
+
+
+def test_refusals_reach_the_user_as_sentences(docker):
+    net, tenant = docker.network("vlan", hosts=(1,))
+    d = docker.d(1)
+    # the same tenant with another network type
+    p = d.cli("network", "create", "-d", "vpc", "--ipam-driver", "vpc", "--subnet",
+              "10.1.0.0/24", "-o", f"vpc.tenant={tenant}", "-o", "vpc.network=vxlan",
+              "--ipam-opt", f"vpc.tenant={tenant}", f"x{tenant}", check=False)
+    assert p.returncode != 0
+    assert "exists at the controller with network vlan, not vxlan" in p.stderr
+    # no subnet: the IPAM driver's own words
+    p = d.cli("network", "create", "-d", "vpc", "--ipam-driver", "vpc",
+              "-o", f"vpc.tenant={tenant}", "--ipam-opt", f"vpc.tenant={tenant}",
+              f"y{tenant}", check=False)
+    assert p.returncode != 0 and "needs the subnet" in p.stderr
+    # -p without a host port
+    p = d.cli("run", "-d", "--name", f"np{tenant}", "--network", net, "-p", "80",
+              labdocker.IMAGE, "sleep", "60", check=False)
+    docker.containers.append((1, f"np{tenant}"))
+    assert p.returncode != 0 and "name the host port" in p.stderr

@@ -1,0 +1,150 @@
+"""vpc-agent: the per-host agent (Docker network + IPAM driver ``vpc``).
+
+    vpc-agent --host NAME --api URL [--bridge br-int] [--ovs-rundir DIR]
+              [--netns NS] [--plugin-dir /run/docker/plugins]
+              [--cni-socket /run/vpc/cni.sock] [--docker-socket PATH]
+
+Exit status: 2 bad flags (nothing started); 1 the host is not ready (no
+bridge, no namespace, the socket cannot be made); 0 after SIGTERM/SIGINT.
+
+The controller may be down when the agent starts (it is ordered before
+docker.service at boot): that is only a warning; every request asks the
+controller anew.
+
+``Agent`` holds what request handlers share (controller client, host
+plumbing, Docker network options) and builds the routers; the CNI socket
+server (vpcagent.cni_server, written separately) registers its routes on
+the CNI router through the same ``Agent`` when that module is present.
+"""
+import argparse
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+
+from vpcagent import server
+from vpcagent.controller import Controller
+from vpcagent.docker_driver import NetworkDriver
+from vpcagent.docker_ipam import IpamDriver
+from vpcagent.dockernet import NetworkOptions
+from vpcagent.plumbing import Host, PlumbingError, netns_path
+from vpcctl.client import normalize_url
+
+log = logging.getLogger("vpcagent")
+
+PLUGIN_NAME = "vpc"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+
+
+class Agent:
+    """The pieces every protocol handler shares; no state of its own."""
+
+    def __init__(self, host, api, bridge="br-int", ovs_rundir=None, netns=None,
+                 docker_socket=None, timeout=10.0):
+        self.host_name = host
+        self.controller = Controller(api, host, timeout=timeout)
+        self.host = Host(bridge, ovs_rundir, netns)
+        self.networks = NetworkOptions(docker_socket)
+
+    def docker_router(self):
+        router = server.Router()
+        router.add("/Plugin.Activate",
+                   lambda body: {"Implements": ["NetworkDriver", "IpamDriver"]},
+                   needs_body=False)
+        NetworkDriver(self.controller, self.host, self.networks).register(router)
+        IpamDriver(self.controller, self.host, self.networks).register(router)
+        return router
+
+    def cni_router(self):
+        """The CNI plugin's routes, or None while vpcagent.cni_server does not exist."""
+        try:
+            from vpcagent import cni_server
+        except ImportError:
+            return None
+        router = server.Router()
+        cni_server.register(router, self)
+        return router
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="vpc-agent", description="Per-host agent of the VPC "
+                                "controller: Docker network + IPAM driver 'vpc'.")
+    p.add_argument("--host", required=True, help="this host's name at the controller")
+    p.add_argument("--api", required=True, help="controller REST URL, e.g. "
+                   "http://10.0.0.1:8080")
+    p.add_argument("--bridge", default="br-int", help="integration bridge (default br-int)")
+    p.add_argument("--ovs-rundir", help="OVS run directory (db.sock); default: the system's")
+    p.add_argument("--netns", help="network namespace of the host side (lab: an emulated "
+                   "host); default: this process's")
+    p.add_argument("--plugin-dir", default="/run/docker/plugins",
+                   help="where dockerd looks for plugin sockets (vpc.sock is made here)")
+    p.add_argument("--cni-socket", default="/run/vpc/cni.sock",
+                   help="socket for the CNI plugin (served once the CNI part is installed)")
+    p.add_argument("--docker-socket", default="/var/run/docker.sock",
+                   help="dockerd's API socket (network options after an agent restart)")
+    p.add_argument("--timeout", type=float, default=10.0, help="controller timeout, seconds")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    a = p.parse_args(argv)
+    if not NAME_RE.match(a.host):
+        p.error(f"--host {a.host!r}: letters, digits, '_', '.', '-' (at most 63)")
+    try:
+        a.api = normalize_url(a.api)
+    except ValueError as e:
+        p.error(f"--api: {e}")
+    if not IFNAME_RE.match(a.bridge):
+        p.error(f"--bridge {a.bridge!r} is not an interface name")
+    if a.timeout <= 0:
+        p.error("--timeout must be positive")
+    if a.netns and not os.path.exists(netns_path(a.netns)):
+        p.error(f"--netns {a.netns}: no such network namespace")
+    if a.ovs_rundir and not os.path.isdir(a.ovs_rundir):
+        p.error(f"--ovs-rundir {a.ovs_rundir}: no such directory")
+    return a
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    logging.basicConfig(level=a.log_level, stream=sys.stderr,
+                        format="%(asctime)s vpc-agent %(levelname)s %(message)s")
+    agent = Agent(a.host, a.api, a.bridge, a.ovs_rundir, a.netns, a.docker_socket, a.timeout)
+    try:
+        agent.host.check()
+    except PlumbingError as e:
+        print(f"vpc-agent: error: {e}", file=sys.stderr)
+        return 1
+    try:
+        agent.controller.host_record()
+    except Exception as e:                          # noqa: BLE001 -- a warning only
+        log.warning("controller not ready yet (%s); serving anyway", e)
+    servers = []
+    try:
+        sock = os.path.join(a.plugin_dir, f"{PLUGIN_NAME}.sock")
+        servers.append(server.serve(sock, agent.docker_router()))
+        log.info("Docker network + IPAM driver %r on %s (host %s, controller %s)",
+                 PLUGIN_NAME, sock, a.host, a.api)
+        cni = agent.cni_router()
+        if cni is not None:
+            servers.append(server.serve(a.cni_socket, cni))
+            log.info("CNI requests on %s", a.cni_socket)
+    except OSError as e:
+        print(f"vpc-agent: error: cannot serve: {e}", file=sys.stderr)
+        for s in servers:
+            server.stop(s)
+        return 1
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    log.info("stopping")
+    for s in servers:
+        server.stop(s)
+    agent.host.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Packet floods for the lab: a hostile container, a hostile outside network.
+
+Why: the flood test (tests/lab/test_flood.py) must show that no tenant and
+no outside sender can make the controller busy, whatever they send.  The
+generator runs *inside* a namespace the lab made (``ip netns exec``) and
+writes raw frames with an AF_PACKET socket, as fast as Python can, for a
+bounded time; it never sends from or to the root namespace.
+
+Two kinds, run as ``python3 labflood.py KIND IFACE SECONDS ARGS...``:
+
+  scan    SRC_MAC SRC_IP NET   from a container: ARP requests for random
+          addresses of NET (nobody has them) alternating with broadcast UDP
+          frames, with the container's own MAC/IP so port security passes
+          them on (a spoofed source would be dropped at once: not a flood)
+  arp-reply TARGET_IP          from the outside: ARP replies to a host's
+          external IP, which br-int punts to the controller (metered)
+
+At the end it prints the number of frames sent.  Standard library only.
+``start(lab, ns, ...)`` spawns it and ``finish(proc)`` returns that count.
+"""
+import ipaddress
+import os
+import random
+import socket
+import struct
+import sys
+import time
+
+BROADCAST = b"\xff" * 6
+
+
+def _mac(text):
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def _ip(text):
+    return socket.inet_aton(text)
+
+
+def arp(op, sha, spa, tpa, dst=BROADCAST):
+    return (dst + sha + b"\x08\x06" +
+            struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sha + spa + b"\x00" * 6 + tpa)
+
+
+def _checksum(data):
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    return ~(s + (s >> 16)) & 0xFFFF
+
+
+def broadcast_udp(sha, spa, payload=b"x" * 64):
+    udp = struct.pack("!HHHH", 40000, 9, 8 + len(payload), 0) + payload
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, spa,
+                      b"\xff" * 4)
+    hdr = hdr[:10] + struct.pack("!H", _checksum(hdr)) + hdr[12:]
+    return BROADCAST + sha + b"\x08\x00" + hdr + udp
+
+
+def frames(kind, args):
+    """An endless iterator of frames of one kind."""
+    if kind == "scan":
+        sha, spa = _mac(args[0]), _ip(args[1])
+        hosts = list(ipaddress.ip_network(args[2]).hosts())
+        bcast = broadcast_udp(sha, spa)
+        while True:
+            yield arp(1, sha, spa, socket.inet_aton(str(random.choice(hosts))))
+            yield bcast
+    elif kind == "arp-reply":
+        tpa = _ip(args[0])
+        while True:
+            sha = b"\x02" + os.urandom(5)
+            yield arp(2, sha, _ip("203.0.113.77"), tpa)
+    else:
+        raise SystemExit(f"unknown flood kind {kind!r}")
+
+
+def run(kind, iface, seconds, args):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    sent = 0
+    end = time.monotonic() + seconds
+    gen = frames(kind, args)
+    while True:
+        for _ in range(256):
+            try:
+                s.send(next(gen))
+                sent += 1
+            except OSError:          # ENOBUFS: the link is full; keep going
+                pass
+        if time.monotonic() >= end:
+            break
+    return sent
+
+
+def start(lab, ns, kind, iface, seconds, *args):
+    """Spawn a flood in namespace ``ns``; returns the Popen (stdout piped)."""
+    import subprocess
+    return lab.spawn(ns, sys.executable, os.path.abspath(__file__), kind, iface,
+                     str(seconds), *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc, timeout=60):
+    """Wait for a flood to end; the number of frames it sent."""
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"flood failed ({proc.returncode}): {err.decode()[-300:]}")
+    return int(out.split()[-1])
+
+
+if __name__ == "__main__":
+    print(run(sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]))
