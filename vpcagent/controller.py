@@ -38,10 +38,12 @@ def peer_name(host_end):
 
 
 class Controller:
-    def __init__(self, url, host, timeout=10.0, token=None):
+    def __init__(self, url, host, timeout=10.0, token=None, ssl_context=None):
         """`token`: the host's token (docs/security.md), else VPC_TOKEN or the
-        file VPC_TOKEN_FILE names; none for a controller without authentication."""
-        self.client = Client(url, timeout=timeout, token=token or token_from())
+        file VPC_TOKEN_FILE names; none for a controller without authentication.
+        `ssl_context`: how an https controller is verified (default: system CAs)."""
+        self.client = Client(url, timeout=timeout, token=token or token_from(),
+                             ssl_context=ssl_context)
         self.host = host
 
     # -- plumbing of errors ---------------------------------------------------

@@ -156,7 +156,7 @@ class NetworkDriver:
         except ValueError:
             raise ProtocolError(f"Interface.Address {addr!r} is not IPv4 CIDR") from None
         mac = iface.get("MacAddress") or None
-        net = self.nets.get(nid)
+        net = self._network(nid, ip)
         tenant = net["tenant"]
         port, release = self.c.port_by_ip(tenant, ip), "ipam"
         if port is None:
@@ -187,6 +187,28 @@ class NetworkDriver:
                 self.c.delete_port(tenant, port["id"])
             raise ProtocolError(f"cannot plumb {port['port']}: {e}") from None
         return {} if mac else {"Interface": {"MacAddress": port["mac"]}}
+
+    def _network(self, nid, ip):
+        """The network's options for CreateEndpoint: from the cache, else the
+        tenant from the controller -- the one port on this host with this IP
+        that the IPAM driver made and no OVS port plumbs yet (RequestAddress
+        made it just before) -- and only when that is not one port, from
+        dockerd's API.  At boot dockerd restores --restart containers before
+        its API answers: a CreateEndpoint waiting on that API waits for
+        itself, and the container stays down."""
+        known = self.nets.cached(nid)
+        if known is not None:
+            return known
+        tenants = []
+        for t in self.c.get("tenants") or []:
+            p = self.c.port_by_ip(t["name"], ip)
+            if p is not None and p["host"] == self.c.host and p["port"].startswith("vd") \
+                    and not self.host.ovs.find(**{"vpc-port-id": p["id"]}):
+                tenants.append(t["name"])
+        if len(tenants) == 1:
+            return {"tenant": tenants[0], "network": None, "pool": None, "gateway": None,
+                    "ipam": True}
+        return self.nets.get(nid)
 
     def delete_endpoint(self, body):
         row = self._found(body)

@@ -29,6 +29,12 @@ class NetworkOptions:
         with self._lock:
             self._cache.pop(network_id, None)
 
+    def cached(self, network_id):
+        """The options seen at CreateNetwork (or read before), or None."""
+        with self._lock:
+            hit = self._cache.get(network_id)
+        return dict(hit) if hit is not None else None
+
     def get(self, network_id):
         """{"tenant", "network", "pool", "gateway"} of a vpc network (ProtocolError
         when neither the cache nor dockerd knows it)."""

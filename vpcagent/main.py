@@ -1,10 +1,11 @@
 """vpc-agent: the per-host agent (Docker network + IPAM driver ``vpc``).
 
-    vpc-agent --host NAME --api URL [--bridge br-int] [--ovs-rundir DIR]
+    vpc-agent --host NAME --api URL [--token-file FILE] [--ca-file PEM]
+              [--bridge br-int] [--ovs-rundir DIR]
               [--netns NS] [--plugin-dir /run/docker/plugins]
               [--cni-socket /run/vpc/cni.sock] [--docker-socket PATH]
 
-Exit status: 2 bad flags (nothing started); 1 the host is not ready (no
+Exit status: 2 bad flags, an unreadable token or CA file (nothing started); 1 the host is not ready (no
 bridge, no namespace, the socket cannot be made); 0 after SIGTERM/SIGINT.
 
 The controller may be down when the agent starts (it is ordered before
@@ -21,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import ssl
 import sys
 import threading
 
@@ -30,7 +32,7 @@ from vpcagent.docker_driver import NetworkDriver
 from vpcagent.docker_ipam import IpamDriver
 from vpcagent.dockernet import NetworkOptions
 from vpcagent.plumbing import Host, PlumbingError, netns_path
-from vpcctl.client import normalize_url
+from vpcctl.client import ca_context, normalize_url, token_from
 
 log = logging.getLogger("vpcagent")
 
@@ -43,9 +45,10 @@ class Agent:
     """The pieces every protocol handler shares; no state of its own."""
 
     def __init__(self, host, api, bridge="br-int", ovs_rundir=None, netns=None,
-                 docker_socket=None, timeout=10.0):
+                 docker_socket=None, timeout=10.0, token=None, ssl_context=None):
         self.host_name = host
-        self.controller = Controller(api, host, timeout=timeout)
+        self.controller = Controller(api, host, timeout=timeout, token=token,
+                                     ssl_context=ssl_context)
         self.host = Host(bridge, ovs_rundir, netns)
         self.networks = NetworkOptions(docker_socket)
 
@@ -75,6 +78,10 @@ def parse_args(argv=None):
     p.add_argument("--host", required=True, help="this host's name at the controller")
     p.add_argument("--api", required=True, help="controller REST URL, e.g. "
                    "http://10.0.0.1:8080")
+    p.add_argument("--token-file", metavar="FILE", help="file holding this host's token "
+                   "(docs/security.md; default: $VPC_TOKEN, else the file $VPC_TOKEN_FILE)")
+    p.add_argument("--ca-file", metavar="PEM", help="CA certificate that signed an https "
+                   "controller's certificate (default: the system's CAs)")
     p.add_argument("--bridge", default="br-int", help="integration bridge (default br-int)")
     p.add_argument("--ovs-rundir", help="OVS run directory (db.sock); default: the system's")
     p.add_argument("--netns", help="network namespace of the host side (lab: an emulated "
@@ -103,6 +110,19 @@ def parse_args(argv=None):
         p.error(f"--netns {a.netns}: no such network namespace")
     if a.ovs_rundir and not os.path.isdir(a.ovs_rundir):
         p.error(f"--ovs-rundir {a.ovs_rundir}: no such directory")
+    # read both now: a file that cannot be read is a usage error, not a 401 later
+    try:
+        a.token = token_from(token_file=a.token_file)
+    except OSError as e:
+        where = f"--token-file {a.token_file}" if a.token_file else \
+            f"VPC_TOKEN_FILE {os.environ.get('VPC_TOKEN_FILE')}"
+        p.error(f"{where}: {e.strerror or e}")
+    a.ssl_context = None
+    if a.ca_file:
+        try:
+            a.ssl_context = ca_context(a.ca_file)
+        except (OSError, ssl.SSLError) as e:
+            p.error(f"--ca-file {a.ca_file}: {e.strerror or e}")
     return a
 
 
@@ -110,7 +130,8 @@ def main(argv=None):
     a = parse_args(argv)
     logging.basicConfig(level=a.log_level, stream=sys.stderr,
                         format="%(asctime)s vpc-agent %(levelname)s %(message)s")
-    agent = Agent(a.host, a.api, a.bridge, a.ovs_rundir, a.netns, a.docker_socket, a.timeout)
+    agent = Agent(a.host, a.api, a.bridge, a.ovs_rundir, a.netns, a.docker_socket, a.timeout,
+                  token=a.token, ssl_context=a.ssl_context)
     try:
         agent.host.check()
     except PlumbingError as e:

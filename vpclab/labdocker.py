@@ -24,8 +24,10 @@ Standard library only.
 """
 import contextlib
 import glob
+import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -84,6 +86,11 @@ class Dockerd:
         """Start dockerd in host i's namespaces; wait until its API answers."""
         if self.alive():
             return self
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self):
+        """Start dockerd without waiting for it (``wait_ready`` waits): a
+        boot in which something else starts while dockerd restores."""
         for d in (self.base, self.plugins, SYSTEM_PLUGIN_DIR):
             os.makedirs(d, exist_ok=True)
         dockerd = " ".join([
@@ -97,19 +104,30 @@ class Dockerd:
                 ["nsenter", f"--net=/run/netns/{self.host_ns}", "unshare", "-m",
                  "--propagation", "private", "sh", "-c", script],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout=60):
+        """Wait until the API of the dockerd ``spawn`` started answers."""
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise LabError(f"dockerd of h{self.i} exited ({self.proc.returncode}): "
                                f"{self.tail()}")
-            if os.path.exists(self.sock) and \
-                    self.cli("version", "--format", "{{.Server.Version}}", check=False,
-                             timeout=10).returncode == 0:
+            if os.path.exists(self.sock) and self._answers():
                 return self
             if time.monotonic() > deadline:
                 raise LabError(f"dockerd of h{self.i} did not answer in {timeout}s: "
                                f"{self.tail()}")
             time.sleep(0.2)
+
+    def _answers(self):
+        """The API answers; while restoring containers at boot dockerd
+        accepts connections but holds requests, so a hung request is a no."""
+        try:
+            return self.cli("version", "--format", "{{.Server.Version}}", check=False,
+                            timeout=10).returncode == 0
+        except LabError:
+            return False
 
     def tail(self, n=15):
         return _tail(self.log, n)
@@ -130,6 +148,49 @@ class Dockerd:
             with contextlib.suppress(Exception):
                 self.proc.wait(timeout=5)
         return ok
+
+    def pids(self):
+        """Every process of this dockerd: dockerd, its containerd, the
+        containerd shims (daemonized away from dockerd's tree, found by the
+        exec root on their command line) and the containers under them."""
+        roots = [self.pid] if self.alive() else []
+        execroot = os.path.join(self.base, "exec") + "/"
+        for pid in _all_pids():
+            if execroot in pid_cmdline(pid) and "containerd-shim" in pid_cmdline(pid):
+                roots.append(pid)
+        return _with_descendants(roots)
+
+    def power_off(self, timeout=10):
+        """Power loss for this dockerd, as a reboot sees it.  Every process of
+        it (``pids``) is stopped with SIGSTOP first, so none sees another die
+        and reacts (dockerd would restart a ``--restart always`` container),
+        then killed with SIGKILL, by pid.  Then what lives on tmpfs (/run) on
+        a real host goes: the exec root (containerd's task state, Docker's
+        netns files), the API socket and pid file, and the shims' sockets in
+        /run/containerd/s (named by containerd as sha256(address/ns/id)) --
+        left there, containerd at boot waits on the dead shims and dockerd
+        gives up on it.  The data root stays, as a disk does.  Returns the
+        pids; raises LabError when one survives."""
+        pids = self.pids()
+        shim_sockets = [_shim_socket(pid_cmdline(p)) for p in pids]
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while any(pid_alive(p) for p in pids):
+            if time.monotonic() > deadline:
+                raise LabError(f"processes of h{self.i}'s dockerd survived SIGKILL: "
+                               f"{[p for p in pids if pid_alive(p)]}")
+            time.sleep(0.05)
+        if self.proc is not None:
+            with contextlib.suppress(Exception):
+                self.proc.wait(timeout=5)
+        shutil.rmtree(os.path.join(self.base, "exec"), ignore_errors=True)
+        for path in [self.sock, self.pidfile] + [s for s in shim_sockets if s]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        return pids
 
     def destroy(self):
         """Containers, dockerd, then every file (vfs keeps full copies)."""
@@ -260,6 +321,43 @@ def down_lab(lab):
             problems.append(f"vpc-agent of h{i} survived")
         problems += d.destroy()
     return problems
+
+
+def _all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def _with_descendants(roots):
+    """``roots`` and every process below them (by /proc/PID/stat's ppid)."""
+    children = {}
+    for pid in _all_pids():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(pid)
+    seen, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.append(pid)
+            todo += children.get(pid, [])
+    return seen
+
+
+def _shim_socket(cmdline):
+    """The socket file of the containerd-shim-runc-v2 with ``cmdline``
+    (containerd 1.6: /run/containerd/s/ + sha256 of ADDRESS/NAMESPACE/ID),
+    else None."""
+    args = cmdline.split()
+    if not args or not args[0].endswith("containerd-shim-runc-v2"):
+        return None
+    opt = dict(zip(args[1::2], args[2::2]))
+    if not all(k in opt for k in ("-namespace", "-id", "-address")):
+        return None
+    key = f"{opt['-address']}/{opt['-namespace']}/{opt['-id']}"
+    return "/run/containerd/s/" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _tail(path, n):

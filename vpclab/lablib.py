@@ -529,10 +529,10 @@ class Lab(OutsideMixin, FabricMixin):
         return [self.join(i, api_url) for i in self.hosts_range()]
 
     def attach(self, tenant, container, host, api_url, ip=None, mac=None,
-               port=None, check=True):
+               port=None, check=True, extra=()):
         """scripts/attach for container (name or namespace) on host i.
         Returns the port dict from the API (or the CompletedProcess when
-        ``check=False``)."""
+        ``check=False``).  ``extra``: more flags, e.g. ``--token-file F``."""
         ns = container if container in list_netns() else self.container_ns(container)
         cmd = [sys.executable, os.path.join(SCRIPTS, "attach"), tenant, ns,
                "--host", self.host_name(host), "--api", api_url, "--json",
@@ -540,17 +540,17 @@ class Lab(OutsideMixin, FabricMixin):
         for flag, val in (("--ip", ip), ("--mac", mac), ("--port", port)):
             if val is not None:
                 cmd += [flag, val]
-        p = sh(cmd, check=False, timeout=60)
+        p = sh(cmd + list(extra), check=False, timeout=60)
         if not check:
             return p
         if p.returncode != 0:
             raise LabError(f"attach {container} failed ({p.returncode}): {p.stderr.strip()}")
         return json.loads(p.stdout.strip().splitlines()[-1])
 
-    def detach(self, tenant, port_id, host, api_url, check=True):
+    def detach(self, tenant, port_id, host, api_url, check=True, extra=()):
         cmd = [sys.executable, os.path.join(SCRIPTS, "detach"), tenant, port_id,
                "--api", api_url, "--host-netns", self.host_ns(host),
-               "--ovs-rundir", self.rundir(host)]
+               "--ovs-rundir", self.rundir(host), *extra]
         p = sh(cmd, check=False, timeout=60)
         if check and p.returncode != 0:
             raise LabError(f"detach {port_id} failed ({p.returncode}): {p.stderr.strip()}")

@@ -14,9 +14,12 @@ controller's (SAN 127.0.0.1 and localhost, for REST and OpenFlow) and one per
 host.  A second ``Pki`` in another directory is a foreign CA.  Standard
 library only.
 """
+import contextlib
 import os
+import secrets
 import sys
 import time
+import warnings
 
 from vpclab.labsys import LabError, kill_pid, read_pidfile, sh
 
@@ -57,6 +60,48 @@ class Pki:
         return os.path.join(self.dir, f"{name}-key.pem")
 
 
+@contextlib.contextmanager
+def trusting(ca_cert):
+    """Python's default CA store is ``ca_cert`` while the block runs (restored
+    after): scripts/attach and lablib's own checks verify an https controller
+    with the default store, which does not know the lab CA."""
+    old = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = ca_cert
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = old
+
+
+@contextlib.contextmanager
+def secured_lab(base, hosts=3, auth=False):
+    """A controller speaking HTTPS and OpenFlow over SSL only (``auth``: tokens
+    on too) and a lab of ``hosts`` (not joined yet), inside ``trusting`` the
+    lab CA.  Yields ``(lab, ctl, pki, foreign)``: ``foreign`` is a second CA
+    for refused bridges.  Lab and controller go when the block ends, also on
+    failure."""
+    from vpclab import lablib  # lablib imports nothing of this module
+    from vpclab.labctl import Controller
+    pki = Pki(os.path.join(base, "pki")).make()
+    foreign = Pki(os.path.join(base, "foreign")).make()
+    ctl = Controller(os.path.join(base, "ctl"), tls=pki, auth=auth)
+    lab = lablib.Lab(name=f"vt{secrets.token_hex(2)}", hosts=hosts, of_port=ctl.of_port,
+                     external=False)
+    try:
+        with trusting(pki.ca_cert):
+            ctl.start()
+            lab.up()
+            yield lab, ctl, pki, foreign
+    finally:
+        problems = lab.down()
+        ctl.stop()
+        if problems:
+            warnings.warn(f"lab {lab.name} teardown: {problems}")
+
+
 def relay_pidfile(lab, i):
     return os.path.join(lab.rundir(i), "tls-relay.pid")
 
@@ -85,16 +130,16 @@ def ssl_target(port=HOST_OF_PORT):
     return f"ssl:127.0.0.1:{port}"
 
 
-def join_ssl(lab, i, api_url, pki, host_pki=None):
+def join_ssl(lab, i, api_url, pki, host_pki=None, extra=()):
     """scripts/host-join for host i over TLS: its relay, its certificate (from
     ``host_pki``, by default the lab CA), the lab CA for the controller, and
-    --ca-file for the https API."""
+    --ca-file for the https API.  ``extra``: more flags (``--token-file F``)."""
     host_pki = host_pki or pki
     cert, key = host_pki.issue(lab.host_name(i))
     start_host_relay(lab, i)
     return lab.join(i, api_url, controller=ssl_target(),
                     extra=["--ssl-key", key, "--ssl-cert", cert, "--ssl-ca", pki.ca_cert,
-                           "--ca-file", pki.ca_cert])
+                           "--ca-file", pki.ca_cert, *extra])
 
 
 def ovs_connection_status(lab, i):

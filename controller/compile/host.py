@@ -14,9 +14,9 @@ Vocabulary
 from controller.compile.actions import arp_reply, load
 from controller.compile.flows import flow
 from controller.compile.pipeline import (
-    ARP_REQUEST, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, MULTICAST_BIT, OFPVID_PRESENT,
-    REG_DELIVER_PORT, REG_SG_LOCAL, TENANT_MASK, TUNNEL_PORTS, CookieKind, Prio, Table,
-    metadata_for)
+    ARP_REQUEST, DHCP_SERVER_PORT, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, IP_PROTO,
+    MULTICAST_BIT, OFPVID_NONE, OFPVID_PRESENT, REG_DELIVER_PORT, REG_SG_LOCAL, TENANT_MASK,
+    TUNNEL_PORTS, CookieKind, Prio, Table, metadata_for)
 from controller.compile.secgroups import secured_port_flows
 
 
@@ -43,18 +43,24 @@ def classify_local_port(tenant, port, ofport, bits, owner):
 
 
 def port_security(port, ofport, owner):
-    """A port may send IPv4 only from its IP and MAC, and ARP only about itself
-    (unless port security is off: routers and appliances send for others)."""
+    """A port may send IPv4 only from its IP and MAC, and ARP only about itself,
+    untagged (OVS matches eth_type *inside* an 802.1Q tag, so without
+    ``vlan_vid`` = none a tagged frame would pass with its tag), and no DHCP
+    server replies (they come from the port's own addresses).  Unless port
+    security is off: routers and appliances send for others."""
     band = Prio.PORT_SECURITY.OWN_SOURCE
     if not port.port_security:
         return [flow(Table.PORT_SECURITY, band, {"in_port": ofport}, goto=Table.ARP, **owner)]
+    own = {"in_port": ofport, "eth_src": port.mac, "vlan_vid": OFPVID_NONE}
     return [
+        flow(Table.PORT_SECURITY, band, {**own, "eth_type": ETH_TYPE_IP, "ipv4_src": port.ip},
+             goto=Table.ARP, **owner),
         flow(Table.PORT_SECURITY, band,
-             {"in_port": ofport, "eth_src": port.mac, "eth_type": ETH_TYPE_IP,
-              "ipv4_src": port.ip}, goto=Table.ARP, **owner),
-        flow(Table.PORT_SECURITY, band,
-             {"in_port": ofport, "eth_src": port.mac, "eth_type": ETH_TYPE_ARP,
-              "arp_spa": port.ip, "arp_sha": port.mac}, goto=Table.ARP, **owner),
+             {**own, "eth_type": ETH_TYPE_ARP, "arp_spa": port.ip, "arp_sha": port.mac},
+             goto=Table.ARP, **owner),
+        flow(Table.PORT_SECURITY, Prio.PORT_SECURITY.DHCP_SERVER,
+             {"in_port": ofport, "eth_type": ETH_TYPE_IP, "ip_proto": IP_PROTO["udp"],
+              "udp_src": DHCP_SERVER_PORT}, **owner),
     ]
 
 

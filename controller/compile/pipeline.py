@@ -83,8 +83,9 @@ class Prio:
 
     @unique
     class PORT_SECURITY(IntEnum):
-        OWN_SOURCE = 100        # the port's own MAC/IP (any, with port security off)
-        MISS = 0                # spoofed source: drop
+        DHCP_SERVER = 110       # a DHCP server reply (UDP from port 67) from a secured port: drop
+        OWN_SOURCE = 100        # the port's own MAC/IP, untagged (any, with port security off)
+        MISS = 0                # spoofed source, 802.1Q tag: drop
 
     @unique
     class ARP(IntEnum):
@@ -400,6 +401,7 @@ def describe_cookie(cookie):
 
 # --- protocols and encapsulation -------------------------------------------------
 OFPVID_PRESENT = 0x1000
+OFPVID_NONE = 0x0000        # vlan_vid matching an untagged frame only
 ETH_TYPE_IP = 0x0800
 ETH_TYPE_ARP = 0x0806
 ETH_TYPE_VLAN = 0x8100
@@ -411,6 +413,7 @@ MULTICAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 IP_PROTO = {"icmp": 1, "tcp": 6, "udp": 17}
 L4_SRC_FIELD = {"tcp": "tcp_src", "udp": "udp_src"}     # OXM field of a protocol's ports
 L4_DST_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
+DHCP_SERVER_PORT = 67       # UDP source port of DHCP server replies
 
 # The flow-based tunnel port of each overlay on br-int (remote_ip=flow key=flow).
 # scripts/host-join creates them; it runs on hosts from a copy of scripts/ alone,

@@ -11,11 +11,13 @@ import contextlib
 import os
 import secrets
 import shutil
+import time
 
 import pytest
 
 from tests.support.labhelp import wait_for
-from vpclab import labdocker
+from vpclab import labdocker, labfaults
+from vpclab.labsys import pid_alive
 
 HOSTS = (1, 2, 3)
 CYCLES = int(os.environ.get("VPC_DOCKER_CYCLES", "20"))
@@ -291,3 +293,62 @@ def test_refusals_reach_the_user_as_sentences(docker):
               labdocker.IMAGE, "sleep", "60", check=False)
     docker.containers.append((1, f"np{tenant}"))
     assert p.returncode != 0 and "name the host port" in p.stderr
+
+
+def test_host_reboot_brings_the_container_back_with_its_ip_and_mac(docker, docker_hosts, lab):
+    """A reboot of h2, simulated: the agent is killed -9, dockerd and every
+    process under it (containerd, shims, the container) die at once by
+    SIGKILL, what a real host keeps on tmpfs goes (Dockerd.power_off), the
+    kernel's veths go, and ovs-vswitchd restarts from the same OVSDB (which,
+    as on disk, still holds the container's old OVS port).
+    Then dockerd boots *before* the agent -- the order nothing guarantees
+    without the systemd unit's Before=docker.service -- and the agent comes
+    up while dockerd restores.  A container started with --restart always,
+    without --ip or --mac-address, must come back with the same IP and MAC
+    (peers' ARP caches and anyone holding its address stay right), be
+    reachable from h1, be "up" at the controller, and leave nothing of its
+    previous life behind: the agent rebuilds everything from the controller
+    and dockerd, it remembers nothing."""
+    dockerd, agent = docker_hosts[2]
+    net, tenant = docker.network("vxlan", hosts=(1, 2))
+    peer = f"r1{tenant}"
+    docker.run(1, peer, net)
+    name = f"rb2{tenant}"
+    ip = docker.run(2, name, net, "--restart", "always")
+    mac = docker.mac(2, name)
+    assert wait_for(lambda: docker.pings(1, peer, ip), timeout=10)
+    try:
+        agent.kill9()
+        dockerd.power_off()
+        for link in vd_links(lab, 2):   # a reboot leaves no veth; a crash can
+            lab.exec(lab.host_ns(2), "ip", "link", "del", link, check=False)
+        labfaults.restart_vswitchd(lab, 2)
+
+        booted = time.monotonic()
+        dockerd.spawn()
+        agent.start()
+        dockerd.wait_ready()
+        assert wait_for(lambda: docker.pings(1, peer, ip, count=1), timeout=60), \
+            (docker.d(2).cli("ps", "-a", check=False).stdout, dockerd.tail(), agent.tail())
+        print(f"\nh2 reboot: dockerd start -> first ping from h1: "
+              f"{time.monotonic() - booted:.1f} s")
+    finally:                            # whatever failed, h2 is whole again for the module
+        if not labfaults.vswitchd_pid(lab, 2) or \
+                not pid_alive(labfaults.vswitchd_pid(lab, 2)):
+            labfaults.start_vswitchd(lab, 2)
+        if not dockerd.alive():
+            dockerd.start()
+        agent.start()
+
+    assert name in docker.d(2).cli("ps", "--format", "{{.Names}}").stdout.split()
+    assert (docker.ip(2, name), docker.mac(2, name)) == (ip, mac)
+    assert docker.exec(2, name, "cat", "/sys/class/net/eth0/address").stdout.strip() == mac
+    ports = docker.api.get(f"/v1/tenants/{tenant}/ports")[1]
+    mine = [p for p in ports if p["host"] == lab.host_name(2)]
+    assert [(p["ip"], p["mac"]) for p in mine] == [(ip, mac)], ports
+    assert len(ports) == 2                           # the peer's and this one
+    status, port = docker.api.get(f"/v1/tenants/{tenant}/ports/{mine[0]['id']}")
+    assert status == 200 and port["status"] == "up", port
+    # one veth pair's host end and one OVS port, both the controller port's
+    assert vd_ports(lab, 2) == [mine[0]["port"]]
+    assert vd_links(lab, 2) == [mine[0]["port"]]

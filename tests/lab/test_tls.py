@@ -9,18 +9,15 @@ relays, --ctl-privkey/--ctl-cert/--ca-certs) and that a refused bridge never
 gets an OpenFlow session.
 """
 import os
-import secrets
 import socket
 import ssl
 import subprocess
 import sys
 import time
-import warnings
 
 import pytest
 
 from vpclab import lablib, labtls
-from vpclab.labctl import Controller
 from vpclab.labtraffic import ping, wait_until
 
 REPO = lablib.SCRIPTS.rsplit("/", 1)[0]
@@ -30,33 +27,12 @@ FOREIGN_HOST = 3
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    base = tmp_path_factory.mktemp("tls")
-    pki = labtls.Pki(base / "pki").make()
-    foreign = labtls.Pki(base / "foreign").make()
-    ctl = Controller(base / "ctl", tls=pki)
-    lab = lablib.Lab(name=f"vt{secrets.token_hex(2)}", hosts=3, of_port=ctl.of_port,
-                     external=False)
-    # scripts/attach and lablib's own checks use Python's default CA store:
-    # point it at the lab CA for this module (restored at the end).
-    old = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = pki.ca_cert
-    try:
-        ctl.start()
-        lab.up()
+    with labtls.secured_lab(str(tmp_path_factory.mktemp("tls"))) as (lab, ctl, pki, foreign):
         for i in (1, 2):
             labtls.join_ssl(lab, i, ctl.url, pki)
         labtls.join_ssl(lab, FOREIGN_HOST, ctl.url, pki, host_pki=foreign)
         lab.wait_connected(timeout=30, hosts=[1, 2], api_url=ctl.url)
         yield lab, ctl, pki, foreign
-    finally:
-        problems = lab.down()
-        ctl.stop()
-        if old is None:
-            os.environ.pop("SSL_CERT_FILE", None)
-        else:
-            os.environ["SSL_CERT_FILE"] = old
-        if problems:
-            warnings.warn(f"lab {lab.name} teardown: {problems}")
 
 
 def vpcctl(url, *args, ca=None):

@@ -93,7 +93,7 @@ def test_bad_endpoint_requests(agent):
               "Interface": {"Address": "10.1.0.6/24"}}, "has no port with 10.1.0.6"),
             ({"NetworkID": "n1", "Interface": {"Address": "10.1.0.5/24"}}, "EndpointID"),
             ({"NetworkID": "unknown", "EndpointID": "e1",
-              "Interface": {"Address": "10.1.0.5/24"}}, "dockerd does not know network"),
+              "Interface": {"Address": "10.1.0.7/24"}}, "dockerd does not know network"),
             ({"NetworkID": "n1", "EndpointID": "e1",
               "Interface": {"Address": "10.1.0.5/24", "AddressIPv6": "fd00::5/64"}},
              "IPv4 only")):
@@ -266,6 +266,21 @@ def test_agent_restart_reads_network_options_from_dockerd(agent, dockerd):
     agent.restart()                                  # no memory of CreateNetwork
     addr, join = start_container(agent, pid, ip="10.1.0.5")
     assert join["Gateway"] == "10.1.0.1"
+    stop_container(agent, pid, addr["Address"])
+    assert agent.api.get("/v1/tenants/blue/ports") == [] and not agent.host.ovs.ifaces
+
+
+def test_agent_restart_finds_the_tenant_at_the_controller_while_dockerd_boots(agent):
+    """At boot dockerd restores --restart containers (RequestAddress,
+    CreateEndpoint) before its API answers, so a restarted agent cannot ask it
+    for the network's options: the port RequestAddress just made on this host,
+    not yet plumbed, names the tenant.  The fake dockerd knows no network."""
+    pid = make_network(agent)
+    agent.restart()
+    addr, join = start_container(agent, pid)
+    assert join["Gateway"] == "10.1.0.1"
+    port = agent.api.get("/v1/tenants/blue/ports")[0]
+    assert f"{port['ip']}/24" == addr["Address"] and port["port"] in agent.host.ovs.ifaces
     stop_container(agent, pid, addr["Address"])
     assert agent.api.get("/v1/tenants/blue/ports") == [] and not agent.host.ovs.ifaces
 

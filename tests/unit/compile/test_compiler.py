@@ -48,9 +48,12 @@ def test_vlan_flows_on_a_host():
     f = h1[(Table.L2, (("eth_dst", w.port("p2").mac), ("metadata", 1)))]
     assert f.actions == (("push_vlan", 0x8100), ("set_field", "vlan_vid", OFPVID_PRESENT | 5),
                          ("output", UPLINK))
-    # port security for p1
+    # port security for p1: its own untagged IPv4, and no DHCP server replies
     assert (Table.PORT_SECURITY, (("eth_src", p1.mac), ("eth_type", 0x0800), ("in_port", 10),
-                                  ("ipv4_src", "10.0.0.2"))) in h1
+                                  ("ipv4_src", "10.0.0.2"), ("vlan_vid", 0))) in h1
+    f = h1[(Table.PORT_SECURITY, (("eth_type", 0x0800), ("in_port", 10), ("ip_proto", 17),
+                                  ("udp_src", 67)))]
+    assert f.actions == () and f.goto is None
     # tenant b has no remote port reachable from h1 except on h3: its tag is 6
     f = h1[(Table.FLOOD, (("metadata", 2),))]
     assert ("set_field", "vlan_vid", OFPVID_PRESENT | 6) in f.actions

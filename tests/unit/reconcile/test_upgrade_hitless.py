@@ -15,6 +15,7 @@ was regenerated); its host h2 has all three kinds of change.
 import json
 from pathlib import Path
 
+from controller.compile.pipeline import Table
 from controller.reconcile.plan import SwitchSync, plan
 from tests.support import golden
 from tests.support.fake_switch import FakeSwitch, run
@@ -32,9 +33,14 @@ def table_and_match(rendered):
 
 
 def test_the_upgrade_is_one_plan_that_replaces_each_changed_flow():
-    before = json.loads(BEFORE.read_text())["h2"]
+    # issue 16 changed PORT_SECURITY since (untagged only, a DHCP-server drop flow
+    # more per port): left out here, where the issue-14 replacements are checked
+    # one for one; the reconciler part below upgrades over both at once
+    before_all = json.loads(BEFORE.read_text())["h2"]
+    before = [line for line in before_all if json.loads(line)[0] != Table.PORT_SECURITY]
     installed = [int(json.loads(line)[-1], 16) for line in before]
-    desired = compiled_now("nat")["h2"]
+    desired_all = compiled_now("nat")["h2"]
+    desired = [f for f in desired_all if f.table != Table.PORT_SECURITY]
     assert len(desired) == len(installed)            # no flow appears or vanishes
 
     p = plan(desired, installed)
@@ -46,12 +52,14 @@ def test_the_upgrade_is_one_plan_that_replaces_each_changed_flow():
     changed_tables = {json.loads(golden.render(f))[0] for f in p.adds}
     assert changed_tables == {5, 31, 47, 53}   # EXT_IN, SG_OUT_REMOTE, FROM_EXT, SG_IN_REMOTE
 
-    # through the reconciler: one apply, i.e. one bundle of deletes and adds
+    # through the reconciler, every change at once: one apply, i.e. one bundle
+    installed = [int(json.loads(line)[-1], 16) for line in before_all]
+    p = plan(desired_all, installed)
     switch = FakeSwitch()
     switch.flows = {c: None for c in installed}
-    sync = SwitchSync(switch, lambda dpid: desired)
+    sync = SwitchSync(switch, lambda dpid: desired_all)
     sync.request(full=True)
     run(sync)
     sync.stop()
     assert switch.applied == [(len(p.deletes), len(p.adds))]
-    assert set(switch.flows) == {f.cookie for f in desired}
+    assert set(switch.flows) == {f.cookie for f in desired_all}

@@ -1,0 +1,76 @@
+"""Forged frames for the spoofing test, sent from inside a container.
+
+Why: port security (controller/compile/host.py) claims a container can send
+only from its own MAC and IP, ARP only about itself, no DHCP server replies
+and no 802.1Q tags.  Only frames written raw onto the container's eth0 (an
+AF_PACKET socket: the kernel's own stack would never forge them) show what
+br-int really does with them.  The builders are pure functions returning
+bytes (the test builds its frames in its own process); the sender runs in the
+attacker's namespace as ``python3 labspoof.py IFACE HEX...`` and writes each
+frame a few times.  Standard library only (no scapy).
+"""
+import socket
+import struct
+import sys
+
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+ETH_IP, ETH_ARP, ETH_VLAN = 0x0800, 0x0806, 0x8100
+
+
+def mac_bytes(text):
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def _checksum(data):
+    if len(data) % 2:
+        data += b"\x00"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    return ~(s + (s >> 16)) & 0xFFFF
+
+
+def ethernet(dst, src, ethertype, payload, vlan=None):
+    """An Ethernet frame; ``vlan``: a VLAN id to put an 802.1Q tag in."""
+    tag = struct.pack("!HH", ETH_VLAN, vlan & 0x0FFF) if vlan is not None else b""
+    return mac_bytes(dst) + mac_bytes(src) + tag + struct.pack("!H", ethertype) + payload
+
+
+def arp(op, sha, spa, tha, tpa):
+    """An ARP body (IPv4 over Ethernet); ``op`` 1 request, 2 reply."""
+    return (struct.pack("!HHBBH", 1, ETH_IP, 6, 4, op) + mac_bytes(sha) +
+            socket.inet_aton(spa) + mac_bytes(tha) + socket.inet_aton(tpa))
+
+
+def ipv4_udp(src, dst, sport, dport, payload=b"spoof-test"):
+    """An IPv4 header + UDP datagram (UDP checksum 0: allowed in IPv4)."""
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst))
+    return hdr[:10] + struct.pack("!H", _checksum(hdr)) + hdr[12:] + udp
+
+
+def udp_frame(dst_mac, src_mac, src_ip, dst_ip, sport, dport, vlan=None):
+    return ethernet(dst_mac, src_mac, ETH_IP, ipv4_udp(src_ip, dst_ip, sport, dport),
+                    vlan=vlan)
+
+
+def send(iface, frames, repeat=3):
+    """Write each frame ``repeat`` times on ``iface``; returns how many went out."""
+    sent = 0
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.bind((iface, 0))
+        for _ in range(repeat):
+            for frame in frames:
+                s.send(frame)
+                sent += 1
+    return sent
+
+
+def send_from(lab, ns, frames, iface="eth0"):
+    """Send ``frames`` (bytes) from inside namespace ``ns``."""
+    out = lab.exec(ns, sys.executable, __file__, iface, *(f.hex() for f in frames))
+    return int(out.stdout.split()[-1])
+
+
+if __name__ == "__main__":
+    print(send(sys.argv[1], [bytes.fromhex(h) for h in sys.argv[2:]]))
