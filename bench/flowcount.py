@@ -30,7 +30,7 @@ from scenario import Scenario  # noqa: E402
 # (hosts, ports per host, tenants, tenants per host) -> 10 / 100 / 1,000 / 5,000 ports
 SIZES = [(2, 5, 2, 2), (10, 10, 10, 5), (50, 20, 50, 10), (100, 50, 100, 10)]
 DOC = os.path.join(common.REPO, "docs", "pipeline.md")
-FALLBACK = {"base": 18, "P": 8, "N": 4, "T": 16, "S": 3, "R": 1}
+FALLBACK = {"base": 19, "P": 11, "N": 4, "T": 16, "S": 3, "R": 1}
 
 
 def doc_formula():

@@ -172,11 +172,11 @@ class Scenario:
 
 def formula(state, host_name):
     """docs/pipeline.md "Flow count" for one host, no NAT, no extra SG rules:
-    19 + 9P + 4N + 16T + 3S + R.  Returns (flows, {P, T, N, R, S})."""
+    19 + 11P + 4N + 16T + 3S + R.  Returns (flows, {P, T, N, R, S})."""
     local = [p for p in state.ports.values() if p.host == host_name]
     tenants = {p.tenant for p in local}
     n = sum(1 for p in state.ports.values() if p.tenant in tenants)
     s = sum(1 for sn in state.subnets.values() if sn.tenant in tenants)
     terms = {"P": len(local), "T": len(tenants), "N": n, "R": n - len(local), "S": s}
-    flows = 19 + 9 * terms["P"] + 4 * terms["N"] + 16 * terms["T"] + 3 * terms["S"] + terms["R"]
+    flows = 19 + 11 * terms["P"] + 4 * terms["N"] + 16 * terms["T"] + 3 * terms["S"] + terms["R"]
     return flows, terms

@@ -24,7 +24,8 @@ goto     next table, or None (the packet ends here after its actions); only a
          table the flow's table declares in pipeline.HOST_PIPELINE
 metadata (value, mask) written by a write-metadata instruction, or None
          (flow() accepts a bare int and masks it with pipeline.METADATA_MASK)
-meter    a meters.MeterId the packet goes through first (meter instruction), or
+meter    a meter id the packet goes through first (meter instruction): a
+         meters.MeterId or a port's flood meter (meters.port_meter), or
          None.  Every flow that outputs to the controller must name one
          (flow() refuses it otherwise): no packet-in path is unmetered.
 
@@ -58,7 +59,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from controller.compile.actions import load
-from controller.compile.meters import METERS
+from controller.compile.meters import declared
 from controller.compile.pipeline import (
     COOKIE_HASH_BYTES, FABRIC_PIPELINE, HOST_PIPELINE, METADATA_MASK, REGISTERS, FabricTable,
     Table, cookie_of, cookie_prefix)
@@ -239,8 +240,8 @@ def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
         _check_value(fname, MATCH_FIELDS[fname], value)
     for action in actions:
         _check_action(action)
-    if meter is not None and meter not in METERS:
-        raise FlowError(f"meter {meter!r} is not declared in meters.METERS")
+    if meter is not None and (not isinstance(meter, int) or declared(meter) is None):
+        raise FlowError(f"meter {meter!r} is not declared in meters.py")
     if meter is None and ("output", CONTROLLER) in tuple(actions):
         raise FlowError("a flow that outputs to the controller needs a meter "
                         "(meters.py): no packet-in path may be unmetered")

@@ -13,6 +13,7 @@ Vocabulary
 """
 from controller.compile.actions import arp_reply, load
 from controller.compile.flows import flow
+from controller.compile.meters import port_meter
 from controller.compile.pipeline import (
     ARP_REQUEST, DHCP_SERVER_PORT, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, IP_PROTO,
     MULTICAST_BIT, OFPVID_NONE, OFPVID_PRESENT, REG_DELIVER_PORT, REG_SG_LOCAL, TENANT_MASK,
@@ -25,21 +26,40 @@ def local_port_flows(state, tenant, port, ofport):
     owner = dict(kind=CookieKind.PORT, owner=port.serial)
     bits = state.group_bits(port)
     out = [
-        classify_local_port(tenant, port, ofport, bits, owner),
+        *classify_local_port(tenant, port, ofport, bits, owner),
         *port_security(port, ofport, owner),
         deliver_local(tenant, port, ofport, bits, owner),
     ]
     if port.port_security:
+        out.append(unknown_unicast_metered(tenant, port, ofport, owner))
         out += secured_port_flows(port, ofport)
     return out
 
 
 def classify_local_port(tenant, port, ofport, bits, owner):
     """The tenant in metadata; for a secured port its groups in REG_SG_LOCAL
-    (SG_OUT reads them)."""
+    (SG_OUT reads them).  A secured port's group-addressed frames (broadcast,
+    multicast, hence ARP requests) take a twin flow through the port's flood
+    meter (meters.port_meter), here at the door, so that what the meter drops
+    costs the datapath no conntrack or replication; unicast is not metered."""
     actions = [load(REG_SG_LOCAL, bits)] if port.port_security else []
-    return flow(Table.CLASSIFY, Prio.CLASSIFY.IN_PORT, {"in_port": ofport}, actions=actions,
-                metadata=metadata_for(tenant.id), goto=Table.PORT_SECURITY, **owner)
+    common = dict(actions=actions, metadata=metadata_for(tenant.id), goto=Table.PORT_SECURITY,
+                  **owner)
+    out = [flow(Table.CLASSIFY, Prio.CLASSIFY.IN_PORT, {"in_port": ofport}, **common)]
+    if port.port_security:
+        out.append(flow(Table.CLASSIFY, Prio.CLASSIFY.PORT_FLOOD,
+                        {"in_port": ofport, "eth_dst": MULTICAST_BIT},
+                        meter=port_meter(port.serial).meter_id, **common))
+    return out
+
+
+def unknown_unicast_metered(tenant, port, ofport, owner):
+    """Unknown unicast from a secured port floods too, so it goes through the
+    same flood meter; only L2 knows a destination is unknown (below PORT_MAC,
+    above the tenant's unmetered UNKNOWN_UNICAST)."""
+    return flow(Table.L2, Prio.L2.PORT_UNKNOWN,
+                {"metadata": metadata_for(tenant.id), "in_port": ofport},
+                goto=Table.FLOOD, meter=port_meter(port.serial).meter_id, **owner)
 
 
 def port_security(port, ofport, owner):

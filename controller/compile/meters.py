@@ -16,9 +16,19 @@ use them (controller/reconcile/plan.py, controller/southbound/flowmod.py).
 
 One meter per purpose per bridge: the bridge's whole budget for that kind
 of packet-in.  No flow punts traffic that comes from a container (ARP,
-flooding and routing are answered by flows), so there is no per-port meter;
-a future DHCP/DNS punt from container ports would get one meter id per port
-(METER_PORT_BASE + ofport) declared here.
+flooding and routing are answered by flows).
+
+Per port: the flood budget of each secured container port (`port_meter`).
+Every group-addressed or unknown-unicast frame a port sends is replicated by
+head-end replication to every local port of its tenant and to every remote
+host over a tunnel; a container blasting broadcasts at full speed would
+otherwise make the shared userspace datapath (and the CPU it shares with
+everyone) do that work for each frame, slowing other tenants.  So the flows
+that send a secured port's broadcast/multicast/ARP and unknown unicast
+towards FLOOD go through that port's own meter (compile/host.py).  Its id is
+PORT_METER_BASE + port serial, the same scheme as the ports' conntrack zones
+(32768 + serial): it cannot clash with MeterId (all below 32768) and stays
+below 65536.
 """
 from dataclasses import dataclass
 from enum import IntEnum, unique
@@ -29,6 +39,12 @@ class MeterId(IntEnum):
     """Meter ids on a bridge (OpenFlow meter ids start at 1)."""
     GATEWAY_ARP = 1     # EXT_IN: the external gateway's ARP replies -> controller
     LLDP = 2            # fabric switches: LLDP frames -> controller (link discovery)
+
+
+# Per-port meters: PORT_METER_BASE + port serial (1..pipeline.MAX_PORT_SERIAL).
+PORT_METER_BASE = 0x8000
+PORT_METER_MAX = 0xFFFF
+assert max(MeterId) < PORT_METER_BASE
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,33 @@ METERS = {
 }
 
 
+# A port's flood budget.  Why these figures: a container's legitimate
+# group-addressed traffic (ARP for new neighbours, DHCP, mDNS, a cluster's
+# discovery) is a few to a few hundred frames/s; 1000/s with a 2000-frame
+# burst leaves any of them untouched, yet caps what one port can make the
+# datapath replicate at 1000 x (local ports + remote hosts) copies/s instead
+# of the ~50,000 frames/s a single Python flooder reaches.
+PORT_FLOOD_RATE = 1000      # packets per second
+PORT_FLOOD_BURST = 2000     # packets
+
+
+def port_meter(serial):
+    """The flood meter of the port with this serial."""
+    if not 0 < serial <= PORT_METER_MAX - PORT_METER_BASE:
+        raise ValueError(f"no port meter for serial {serial}")
+    return Meter(PORT_METER_BASE + serial, rate=PORT_FLOOD_RATE, burst=PORT_FLOOD_BURST)
+
+
+def declared(meter_id):
+    """The Meter a flow may name by this id, or None: a purpose meter of
+    METERS or a port's flood meter."""
+    if meter_id in METERS:
+        return METERS[meter_id]
+    if PORT_METER_BASE < meter_id <= PORT_METER_MAX:
+        return port_meter(meter_id - PORT_METER_BASE)
+    return None
+
+
 def meters_for(flows):
     """{meter id: Meter} of the meters these flows use (what the switch must hold)."""
-    return {int(f.meter): METERS[f.meter] for f in flows if f.meter is not None}
+    return {int(f.meter): declared(f.meter) for f in flows if f.meter is not None}

@@ -66,6 +66,7 @@ class Prio:
 
     @unique
     class CLASSIFY(IntEnum):
+        PORT_FLOOD = 110        # a secured port's group-addressed frames: as IN_PORT, metered
         IN_PORT = 100           # a port we know (+ its VLAN tag / tunnel key) names the tenant
         MISS = 0                # unknown in_port / VLAN / tun_id: drop
 
@@ -149,6 +150,7 @@ class Prio:
     class L2(IntEnum):
         PORT_MAC = 100          # a port's MAC: deliver locally or carry to its host
         MULTICAST = 50          # group-bit destinations -> FLOOD
+        PORT_UNKNOWN = 20       # from a secured local port, a MAC nobody has -> metered FLOOD
         UNKNOWN_UNICAST = 10    # from a local port, a MAC nobody has -> FLOOD
         MISS = 0                # from the network and not ours: drop
 

@@ -64,4 +64,4 @@ def test_flow_count_formula_matches_the_compiler():
               ports=[("a", 1, "10.0.0.2"), ("a", 1, "10.0.0.3"), ("a", 2, "10.0.0.4"),
                      ("b", 1, "10.0.0.2"), ("b", 3, "10.0.0.3"), ("b", 2, "10.0.0.5")])
     P, T, N, R, S = 3, 2, 6, 3, 2
-    assert len(w.flows["h1"]) == len(HOST_PIPELINE) + 9 * P + 4 * N + 16 * T + 3 * S + R
+    assert len(w.flows["h1"]) == len(HOST_PIPELINE) + 11 * P + 4 * N + 16 * T + 3 * S + R
