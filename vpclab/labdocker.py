@@ -108,17 +108,9 @@ class Dockerd:
 
     def wait_ready(self, timeout=60):
         """Wait until the API of the dockerd ``spawn`` started answers."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise LabError(f"dockerd of h{self.i} exited ({self.proc.returncode}): "
-                               f"{self.tail()}")
-            if os.path.exists(self.sock) and self._answers():
-                return self
-            if time.monotonic() > deadline:
-                raise LabError(f"dockerd of h{self.i} did not answer in {timeout}s: "
-                               f"{self.tail()}")
-            time.sleep(0.2)
+        wait_started(self.proc, lambda: os.path.exists(self.sock) and self._answers(),
+                     f"dockerd of h{self.i}", "did not answer", timeout, self.tail, 0.2)
+        return self
 
     def _answers(self):
         """The API answers; while restoring containers at boot dockerd
@@ -263,18 +255,10 @@ class Agent:
                                          stderr=log, start_new_session=True, env=env)
         with open(self.pidfile, "w") as f:
             f.write(f"{self.proc.pid}\n")
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise LabError(f"vpc-agent of h{self.i} exited ({self.proc.returncode}): "
-                               f"{self.tail()}")
-            if os.path.exists(self.sock) and (start_mtime is None or
-                                              os.stat(self.sock).st_mtime != start_mtime):
-                return self
-            if time.monotonic() > deadline:
-                raise LabError(f"vpc-agent of h{self.i} made no socket in {timeout}s: "
-                               f"{self.tail()}")
-            time.sleep(0.05)
+        wait_started(self.proc, lambda: os.path.exists(self.sock) and (
+                         start_mtime is None or os.stat(self.sock).st_mtime != start_mtime),
+                     f"vpc-agent of h{self.i}", "made no socket", timeout, self.tail, 0.05)
+        return self
 
     def alive(self):
         pid = read_pidfile(self.pidfile)
@@ -371,3 +355,18 @@ def _tail(path, n):
 
 def _repo():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def wait_started(proc, ready, name, failing, timeout, tail, interval):
+    """Poll `ready()` until it is true; a process that exits first, or a
+    deadline passed, is a LabError with the end of its log (dockerd and the
+    agent start the same way: a child process and a socket to wait for)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise LabError(f"{name} exited ({proc.returncode}): {tail()}")
+        if ready():
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"{name} {failing} in {timeout}s: {tail()}")
+        time.sleep(interval)
