@@ -399,14 +399,19 @@ def ca_context(ca_file):
 
 
 TOKEN = None       # sent by api_call as Authorization: Bearer (use_token sets it)
+CONTEXT = None     # ssl context api_call uses unless given one (use_token sets it)
 
 
 def add_token_args(p):
     """--token / --token-file (else VPC_TOKEN / VPC_TOKEN_FILE): the API token,
-    a host token for host-join, attach and detach (docs/security.md)."""
+    a host token for host-join, attach and detach (docs/security.md); and
+    --ca-file (else VPC_CA_FILE), the CA an https:// API is verified with."""
     p.add_argument("--token", help="API token (default: $VPC_TOKEN)")
     p.add_argument("--token-file", metavar="FILE",
                    help="file holding the API token (default: $VPC_TOKEN_FILE)")
+    p.add_argument("--ca-file", metavar="PEM",
+                   help="CA to verify an https:// API with (default: $VPC_CA_FILE, "
+                        "else the system's)")
 
 
 def use_token(a):
@@ -424,6 +429,8 @@ def use_token(a):
         if not token:
             raise UsageError(f"--token-file {path} is empty")
     TOKEN = (token or "").strip() or None
+    global CONTEXT
+    CONTEXT = ca_context(getattr(a, "ca_file", None) or os.environ.get("VPC_CA_FILE"))
 
 
 def api_call(method, url, body=None, timeout=10, context=None):
@@ -443,7 +450,8 @@ def api_call(method, url, body=None, timeout=10, context=None):
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+        with urllib.request.urlopen(req, timeout=timeout,
+                                    context=context or CONTEXT) as resp:
             raw = resp.read()
             return resp.status, _parse_json(raw)
     except urllib.error.HTTPError as e:

@@ -18,15 +18,21 @@ Two kinds, run as ``python3 labflood.py KIND IFACE SECONDS ARGS...``:
 At the end it prints the number of frames sent.  Standard library only.
 ``start(lab, ns, ...)`` spawns it and ``finish(proc)`` returns that count.
 """
+import contextlib
 import ipaddress
 import os
 import random
 import socket
 import struct
+import subprocess
 import sys
 import time
 
 BROADCAST = b"\xff" * 6
+
+
+def sh(cmd):
+    subprocess.run(cmd, check=True, capture_output=True, timeout=15)
 
 
 def _mac(text):
@@ -94,9 +100,37 @@ def run(kind, iface, seconds, args):
 
 def start(lab, ns, kind, iface, seconds, *args):
     """Spawn a flood in namespace ``ns``; returns the Popen (stdout piped)."""
-    import subprocess
     return lab.spawn(ns, sys.executable, os.path.abspath(__file__), kind, iface,
                      str(seconds), *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@contextlib.contextmanager
+def sink(lab):
+    """Two throwaway namespaces joined by a veth pair, outside every switch:
+    ``with sink(lab) as (a, b):`` a flood from ``a``'s eth0 lands on ``b``.
+
+    Why: on a small lab machine the flood generators themselves (and the
+    kernel's veth/softirq work for their frames) take CPU from everyone,
+    whatever the network does with the frames.  Flooding into this sink
+    first measures that contention alone, so the flood test can tell the
+    share of its slowdown our switches cause from the share any full-speed
+    sender on the same cores causes.  Both namespaces go when the block
+    ends, also on failure."""
+    names = [f"sk{os.getpid() % 10000}a", f"sk{os.getpid() % 10000}b"]
+    nss = []
+    try:
+        for name in names:
+            nss.append((name, lab.add_container(name)))
+        a, b = nss[0][1], nss[1][1]
+        sh(["ip", "link", "add", "fl0", "netns", a, "type", "veth",
+            "peer", "name", "fl1", "netns", b])
+        for ns, dev in ((a, "fl0"), (b, "fl1")):
+            sh(["ip", "-n", ns, "link", "set", dev, "name", "eth0"])
+            sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        yield a, b
+    finally:
+        for name, _ in nss:
+            lab.del_container(name)
 
 
 def finish(proc, timeout=60):

@@ -16,6 +16,12 @@ are printed for the report, never asserted: 2 shared cores make them noisy.
 Also here: the meters are installed as desired state, and a controller
 restart leaves them (and the metered flows) untouched.
 
+The same floods are also sent into a sink outside every switch (two
+namespaces joined by a veth pair, labflood.sink): on a 2-core lab the
+generators themselves take a core and more, so that run tells the
+slowdown any full-speed sender on the same cores causes from the part our
+switches add; the report gives both ratios.
+
 The container flood itself goes through its port's flood meter
 (meters.port_meter: group-addressed frames and unknown unicast of a secured
 port), so the datapath replicates at most that rate of it to the tenant's
@@ -30,7 +36,7 @@ from controller.compile.meters import METERS, MeterId
 from vpclab import labflood
 from vpclab.labtraffic import iperf3, ping, wait_until
 
-FLOOD_SECONDS = 20
+FLOOD_SECONDS = 30
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GATEWAY = METERS[MeterId.GATEWAY_ARP]
 
@@ -109,6 +115,11 @@ def attach_and_measure(lab, controller, name, server):
         lab.del_container(name)
 
 
+def ratio(a, b, key):
+    """a[key] / b[key], for the report (None when either is missing)."""
+    return round(a[key] / b[key], 2) if a.get(key) and b.get(key) else None
+
+
 def window(controller, work):
     """Run `work()`; returns (its result, seconds, controller CPU % of one core)."""
     t0, c0 = time.monotonic(), cpu_ticks(controller.pid)
@@ -128,6 +139,21 @@ def test_a_flood_is_metered_and_the_other_tenant_still_works(lab, controller, ma
 
     quiet, quiet_s, quiet_cpu = window(
         controller, lambda: attach_and_measure(lab, controller, "qa", server))
+
+    # the same two floods into a sink outside every switch: what full-speed
+    # senders on these 2 cores cost the others whatever the network does
+    with labflood.sink(lab) as (sa, sb):
+        scan = labflood.start(lab, sa, "scan", "eth0", FLOOD_SECONDS,
+                              noisy["mac"], noisy["ip"], "10.50.0.0/24")
+        outside = labflood.start(lab, sb, "arp-reply", "eth0", FLOOD_SECONDS,
+                                 lab.external_ip(1))
+
+        def under_contention():
+            time.sleep(2)
+            return attach_and_measure(lab, controller, "qc", server)
+
+        busy, busy_s, busy_cpu = window(controller, under_contention)
+        sink_scan, sink_outside = labflood.finish(scan), labflood.finish(outside)
 
     ofport = controller.api.get(f"/v1/tenants/noisy/ports/{noisy['id']}")[1]["ofport"]
     flood_meter = port_meter_id(lab, 1, ofport)
@@ -159,7 +185,14 @@ def test_a_flood_is_metered_and_the_other_tenant_still_works(lab, controller, ma
           f"meter dropped {drops1 - drops0}; the container port's flood meter "
           f"{flood_meter} dropped {port_drops}\n"
           f"  quiet: {quiet} over {quiet_s:.1f}s, controller CPU {quiet_cpu}%\n"
-          f"  flood: {flood} over {flood_s:.1f}s, controller CPU {flood_cpu}%",
+          f"  flood: {flood} over {flood_s:.1f}s, controller CPU {flood_cpu}%\n"
+          f"  same floods into a sink outside OVS ({sink_scan} + {sink_outside} frames): "
+          f"{busy} over {busy_s:.1f}s, controller CPU {busy_cpu}%\n"
+          f"  ratios vs quiet: attach->ping {ratio(flood, quiet, 'attach_to_ping_s')}, "
+          f"throughput {ratio(quiet, flood, 'mbit_s')} (sink: "
+          f"{ratio(busy, quiet, 'attach_to_ping_s')}, {ratio(quiet, busy, 'mbit_s')}); "
+          f"vs the sink: {ratio(flood, busy, 'attach_to_ping_s')}, "
+          f"{ratio(busy, flood, 'mbit_s')}",
           file=sys.stderr)
 
     assert flood["first_ping_ok"] and flood["mbit_s"], flood

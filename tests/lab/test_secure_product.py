@@ -68,25 +68,23 @@ def _connected(ctl, i):
 @pytest.fixture(scope="module")
 def attached(product):
     """Red containers on h1 and h2, attached by scripts/attach with each host's
-    token file; detached (with the same token) and removed at the end."""
+    token file and the lab CA (--ca-file); detached (with the same token) and removed at the end."""
     lab, ctl, pki, files, _ = product
     made = []
     try:
-        with labtls.trusting(pki.ca_cert):
-            for name, host in (("sp1", 1), ("sp2", 2)):
-                lab.add_container(name, host=host)
-                made.append((name, host, None))
-                port = lab.attach("red", name, host, ctl.url,
-                                  extra=["--token-file", files[host]])
-                made[-1] = (name, host, port)
-            yield [p for _, _, p in made]
+        for name, host in (("sp1", 1), ("sp2", 2)):
+            lab.add_container(name, host=host)
+            made.append((name, host, None))
+            port = lab.attach("red", name, host, ctl.url,
+                              extra=["--token-file", files[host], "--ca-file", pki.ca_cert])
+            made[-1] = (name, host, port)
+        yield [p for _, _, p in made]
     finally:
-        with labtls.trusting(pki.ca_cert):
-            for name, host, port in reversed(made):
-                if port:
-                    lab.detach("red", port["id"], host, ctl.url, check=False,
-                               extra=["--token-file", files[host]])
-                lab.del_container(name)
+        for name, host, port in reversed(made):
+            if port:
+                lab.detach("red", port["id"], host, ctl.url, check=False,
+                           extra=["--token-file", files[host], "--ca-file", pki.ca_cert])
+            lab.del_container(name)
 
 
 def test_both_channels_are_secured(product):

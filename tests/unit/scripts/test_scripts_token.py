@@ -2,6 +2,7 @@
 --token-file, else VPC_TOKEN / VPC_TOKEN_FILE; an unreadable file is refused
 before any change (UsageError, exit 2), and api_call sends it as Bearer."""
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,8 +27,10 @@ def args(*argv):
 def clean(monkeypatch):
     monkeypatch.delenv("VPC_TOKEN", raising=False)
     monkeypatch.delenv("VPC_TOKEN_FILE", raising=False)
+    monkeypatch.delenv("VPC_CA_FILE", raising=False)
     yield
     vpcscript.TOKEN = None
+    vpcscript.CONTEXT = None
 
 
 def test_token_sources(tmp_path, monkeypatch):
@@ -62,3 +65,25 @@ def test_api_call_sends_the_token(tmp_path):
         assert vpcscript.api_call("GET", f"{srv.url}/v1/hosts") == (200, [])
     finally:
         srv.stop()
+
+
+def test_ca_file_sources_and_a_bad_one_is_refused(tmp_path, monkeypatch):
+    """attach and detach verify an https:// API like host-join does: --ca-file,
+    else VPC_CA_FILE, else the system's CAs; an unreadable or non-PEM file is a
+    UsageError (exit 2) before any change."""
+    vpcscript.use_token(args())
+    assert vpcscript.CONTEXT is None
+    ca = tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(tmp_path / "k"),
+                    "-out", str(ca), "-subj", "/CN=test-ca", "-days", "1"],
+                   check=True, capture_output=True)
+    vpcscript.use_token(args("--ca-file", str(ca)))
+    assert vpcscript.CONTEXT is not None
+    vpcscript.CONTEXT = None
+    monkeypatch.setenv("VPC_CA_FILE", str(ca))
+    vpcscript.use_token(args())
+    assert vpcscript.CONTEXT is not None
+    for bad in (tmp_path / "missing", tmp_path / "k"):
+        with pytest.raises(vpcscript.UsageError, match="--ca-file"):
+            vpcscript.use_token(args("--ca-file", str(bad)))
