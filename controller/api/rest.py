@@ -4,7 +4,8 @@ The WSGI app is independent of os-ken: the app serves it with eventlet's WSGI
 server, unit tests call it directly with webob requests.  What it serves is
 the table in routes.py (the same table openapi.py describes); this module only
 turns a request into a handler call and the result into a reply.  Every error
-leaves as {"error": {"code", "message"}} with a 4xx status; an unexpected
+leaves as {"error": {"code", "message"}} with a 4xx status, a store fault
+as 503 with Retry-After (controller/service/mutator.py); an unexpected
 exception becomes a 500 with the same shape (and a log line with the
 traceback).
 
@@ -29,7 +30,8 @@ from controller.api.body import parse_json
 from controller.api.openapi import document as openapi_document
 from controller.api.policy import authorize
 from controller.api.routes import ACCESS, ROUTES
-from controller.service.errors import ApiError
+from controller.service.errors import ApiError, unavailable
+from controller.store.base import StoreError
 
 LOG = logging.getLogger(__name__)
 AUDIT = logging.getLogger("controller.api.audit")
@@ -97,6 +99,11 @@ class RestApi:
         except ApiError as exc:
             status, body = exc.status, exc.body()
             headers = getattr(exc, "headers", {})
+        except StoreError as exc:     # a store fault outside a @mutator: still no 500
+            LOG.warning("REST %s %s: store: %s", req.method, req.path, exc)
+            exc = unavailable(f"the store is unavailable ({exc}); try again",
+                              getattr(self.service.store, "retry_after", 2))
+            status, body, headers = exc.status, exc.body(), exc.headers
         except Exception:
             LOG.exception("REST %s %s failed", req.method, req.path)
             status, body = 500, {"error": {"code": "internal",

@@ -26,3 +26,13 @@ def not_found(message, code="not_found"):
 
 def conflict(message, code="conflict"):
     return ApiError(409, code, message)
+
+
+def unavailable(message, retry_after, code="store_unavailable"):
+    """503: the store did not answer within its retry budget.  Retry-After
+    says when trying again makes sense; code `store_unavailable` means nothing
+    was written, `outcome_unknown` that the change may have been made (read it
+    back before sending it again)."""
+    exc = ApiError(503, code, message)
+    exc.headers = {"Retry-After": str(int(retry_after))}
+    return exc

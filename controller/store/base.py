@@ -16,6 +16,15 @@ class StoreConflict(StoreError):
     """A shared store changed since the model was read: refresh, re-validate, retry."""
 
 
+class StoreUnavailable(StoreError):
+    """The store did not answer within its retry budget (etcd electing a
+    leader, members down).  `maybe_sent`: whether a write may have been
+    applied all the same (its outcome is unknown) -- False means nothing was
+    written.  The API answers 503 with Retry-After, never 500."""
+
+    maybe_sent = False
+
+
 class Store:
     """Interface: load() -> collections dict; commit(ops) durable on return."""
 

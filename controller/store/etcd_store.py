@@ -19,123 +19,45 @@ plus a slow poll of /vpc/rev (a safety net if the watch stream dies, e.g. when
 its etcd member goes away); both just call `callback()`, which is expected to
 call refresh() under the service's lock.
 
-Endpoints: VPC_ETCD_ENDPOINTS, comma separated; a request that cannot reach
-one member is retried on the next.
+Endpoints: VPC_ETCD_ENDPOINTS, comma separated.  Every call fails over to the
+next member and retries transient errors within a budget (etcd_client.py).
+
+Checked writes.  Each commit txn also puts a fresh request id under this
+store's own key /vpc/req/<instance>, and its failure branch reads that key
+back.  A commit whose answer was lost (timeout after sending, member died,
+"leader changed") is re-sent *unchanged*: both copies compare the same
+/vpc/rev mod_revision, so at most one can apply; if the re-sent copy fails
+and the key holds our request id, the first copy did commit and the commit is
+reported done, not repeated and not reported as a conflict (a conflict makes
+the service re-run the operation: that would have been a second write).
+Only when the budget runs out with no answer at all is the outcome unknown
+(StoreUnavailable.maybe_sent); the next refresh reads what happened.
 """
-import base64
-import json
 import logging
+import os
 import threading
 import time
-from urllib.parse import urlsplit
+import uuid
 
 import msgpack
 
-from controller.store.base import Store, StoreConflict, StoreError
+from controller.store.base import Store, StoreConflict, StoreError, StoreUnavailable
+from controller.store.etcd_client import Etcd, b64, deadline, prefix_end, unb64  # noqa: F401
 from controller.model.ops import apply_ops
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/vpc/"
 DATA = PREFIX + "data/"
 REV_KEY = PREFIX + "rev"
+REQ_PREFIX = PREFIX + "req/"
 POLL_INTERVAL = 1.0
-
-
-def b64(data):
-    if isinstance(data, str):
-        data = data.encode()
-    return base64.b64encode(data).decode()
-
-
-def unb64(text):
-    return base64.b64decode(text) if text else b""
-
-
-def prefix_end(prefix):
-    raw = bytearray(prefix.encode())
-    raw[-1] += 1
-    return bytes(raw)
+RETRY_BUDGET = 5.0        # VPC_STORE_RETRY_BUDGET: one REST request's time with etcd
+REQUEST_TIMEOUT = 2.0     # VPC_STORE_REQUEST_TIMEOUT: one HTTP request to a member
+RETRY_AFTER = 2           # VPC_STORE_RETRY_AFTER: what a 503 tells the client
 
 
 def data_key(kind, key):
     return f"{DATA}{kind}/{key}"
-
-
-class Etcd:
-    """A few etcd v3 gateway calls over etcd3gw clients, with member failover."""
-
-    def __init__(self, endpoints, timeout=5.0):
-        import etcd3gw   # only needed when etcd is configured
-        self._errors = (etcd3gw.exceptions.ConnectionFailedError,
-                        etcd3gw.exceptions.ConnectionTimeoutError,
-                        etcd3gw.exceptions.InternalServerError)
-        self.endpoints = [e.strip() for e in endpoints if e.strip()]
-        if not self.endpoints:
-            raise StoreError("no etcd endpoint configured")
-        self.clients = []
-        for ep in self.endpoints:
-            u = urlsplit(ep if "//" in ep else "http://" + ep)
-            self.clients.append(etcd3gw.Etcd3Client(host=u.hostname, port=u.port or 2379,
-                                                    protocol=u.scheme or "http",
-                                                    timeout=timeout, api_path="/v3/"))
-        self.current = 0
-
-    @property
-    def client(self):
-        return self.clients[self.current]
-
-    def post(self, path, body):
-        last = None
-        for i in range(len(self.clients)):
-            idx = (self.current + i) % len(self.clients)
-            c = self.clients[idx]
-            try:
-                result = c.post(c.get_url(path), data=json.dumps(body))
-                self.current = idx
-                return result
-            except self._errors as exc:
-                last = exc
-                LOG.debug("etcd %s: %s", self.endpoints[idx], exc)
-        raise StoreError(f"no etcd member answered ({last})")
-
-    def txn(self, compare=(), success=(), failure=()):
-        return self.post("kv/txn", {"compare": list(compare), "success": list(success),
-                                    "failure": list(failure)})
-
-    @staticmethod
-    def range_op(key, prefix=False, keys_only=False):
-        r = {"key": b64(key)}
-        if prefix:
-            r["range_end"] = b64(prefix_end(key))
-        if keys_only:
-            r["keys_only"] = True
-        return {"request_range": r}
-
-    @staticmethod
-    def put_op(key, value, lease=None):
-        r = {"key": b64(key), "value": b64(value)}
-        if lease:
-            r["lease"] = str(lease)
-        return {"request_put": r}
-
-    @staticmethod
-    def del_op(key):
-        return {"request_delete_range": {"key": b64(key)}}
-
-    @staticmethod
-    def compare(key, target, value, result="EQUAL"):
-        field = {"MOD": "mod_revision", "CREATE": "create_revision", "VALUE": "value",
-                 "VERSION": "version"}[target]
-        return {"key": b64(key), "target": target, "result": result,
-                field: b64(value) if target == "VALUE" else str(value)}
-
-    def get(self, key):
-        """(value bytes, mod_revision) or (None, 0)."""
-        r = self.post("kv/range", {"key": b64(key)})
-        kvs = r.get("kvs") or []
-        if not kvs:
-            return None, 0
-        return unb64(kvs[0].get("value")), int(kvs[0].get("mod_revision", 0))
 
 
 def responses(result):
@@ -149,11 +71,17 @@ def kvs_of(resp):
 class EtcdStore(Store):
     optimistic = True     # commit may raise StoreConflict: the service retries
 
-    def __init__(self, endpoints, timeout=5.0):
-        self.etcd = Etcd(endpoints, timeout=timeout)
+    def __init__(self, endpoints, timeout=REQUEST_TIMEOUT, budget=RETRY_BUDGET,
+                 retry_after=RETRY_AFTER):
+        self.etcd = Etcd(endpoints, timeout=timeout, budget=budget)
+        self.retry_budget, self.retry_after = budget, retry_after
+        self.req_key = REQ_PREFIX + uuid.uuid4().hex     # this store instance's own
         self._collections = {}
         self._rev = 0          # mod_revision of REV_KEY our model reflects
-        self.stats = {"records_replayed": 0, "conflicts": 0, "commits": 0, "refreshes": 0}
+        self._pending = None   # (request id, rev) of a commit whose outcome is unknown
+        self.stats = {"records_replayed": 0, "conflicts": 0, "commits": 0, "refreshes": 0,
+                      "resent_commits": 0, "recognised_commits": 0,
+                      "unknown_outcomes": 0, "unknown_committed": 0, "unknown_absent": 0}
         self._stop = threading.Event()
         self._mutex = threading.RLock()   # refresh vs commit (the app commits outside the
                                           # service lock: gateway MACs)
@@ -162,12 +90,17 @@ class EtcdStore(Store):
     def revision(self):
         return self._rev
 
+    def deadline(self, seconds=None):
+        """Bound every etcd call of one request (see etcd_client.deadline)."""
+        return deadline(self.retry_budget if seconds is None else seconds)
+
     # --- reading ----------------------------------------------------------------
     def _read_all(self):
-        """One consistent snapshot: (collections, rev)."""
+        """One consistent snapshot: (collections, rev); also settles a commit
+        whose outcome was unknown, now that its fate can be read."""
         result = self.etcd.txn(success=[Etcd.range_op(DATA, prefix=True),
-                                        Etcd.range_op(REV_KEY)])
-        data_resp, rev_resp = responses(result)
+                                        Etcd.range_op(REV_KEY), Etcd.range_op(self.req_key)])
+        data_resp, rev_resp, req_resp = responses(result)
         collections = {}
         for kv in kvs_of(data_resp):
             kind, _, key = unb64(kv["key"]).decode()[len(DATA):].partition("/")
@@ -175,7 +108,22 @@ class EtcdStore(Store):
                 unb64(kv.get("value")), raw=False, strict_map_key=False)
         rev_kvs = kvs_of(rev_resp)
         rev = int(rev_kvs[0].get("mod_revision", 0)) if rev_kvs else 0
+        self._settle(kvs_of(req_resp), rev)
         return collections, rev
+
+    def _settle(self, req_kvs, rev):
+        if self._pending is None:
+            return
+        req_id, at = self._pending
+        if req_kvs and unb64(req_kvs[0].get("value")).decode() == req_id:
+            self.stats["unknown_committed"] += 1
+            LOG.warning("a commit whose outcome was unknown did apply (request %s)", req_id)
+        elif rev != at:      # /vpc/rev moved on without it: it can never apply now
+            self.stats["unknown_absent"] += 1
+            LOG.warning("a commit whose outcome was unknown did not apply (request %s)", req_id)
+        else:
+            return
+        self._pending = None
 
     def load(self):
         self._collections, self._rev = self._read_all()
@@ -197,7 +145,7 @@ class EtcdStore(Store):
         return self._collections.get(kind, {})
 
     def remote_revision(self):
-        _, rev = self.etcd.get(REV_KEY)
+        _, rev = self.etcd.get(REV_KEY, budget=0)
         return rev
 
     # --- writing ----------------------------------------------------------------
@@ -218,13 +166,34 @@ class EtcdStore(Store):
                 requests.append(Etcd.put_op(key, msgpack.packb(op[3], use_bin_type=True)))
             else:
                 requests.append(Etcd.del_op(key))
+        req_id = uuid.uuid4().hex
         requests.append(Etcd.put_op(REV_KEY, b"1"))
-        result = self.etcd.txn(compare=[Etcd.compare(REV_KEY, "MOD", self._rev)],
-                               success=requests)
+        requests.append(Etcd.put_op(self.req_key, req_id))
+        body = {"compare": [Etcd.compare(REV_KEY, "MOD", self._rev)], "success": requests,
+                "failure": [Etcd.range_op(self.req_key)]}
+        try:
+            result, resent = self.etcd.post_checked("kv/txn", body)
+        except StoreUnavailable as exc:
+            if exc.maybe_sent:
+                self.stats["unknown_outcomes"] += 1
+                self._pending = (req_id, self._rev)
+                LOG.warning("commit outcome unknown (request %s): %s", req_id, exc)
+            raise
+        if resent:
+            self.stats["resent_commits"] += 1
         if not result.get("succeeded"):
-            self.stats["conflicts"] += 1
-            raise StoreConflict("the model changed in etcd since it was read")
-        self._rev = int(result["header"]["revision"])
+            kvs = kvs_of((responses(result) or [{}])[0])
+            if kvs and unb64(kvs[0].get("value")).decode() == req_id:
+                # an earlier copy of this very txn applied; this copy found
+                # /vpc/rev moved by it.  Done -- once.
+                self.stats["recognised_commits"] += 1
+                LOG.info("commit %s had applied before its answer was lost", req_id)
+                self._rev = int(kvs[0].get("mod_revision"))
+            else:
+                self.stats["conflicts"] += 1
+                raise StoreConflict("the model changed in etcd since it was read")
+        else:
+            self._rev = int(result["header"]["revision"])
         apply_ops(self._collections, ops)
         self.stats["commits"] += 1
 
@@ -259,6 +228,10 @@ class EtcdStore(Store):
 
     def close(self):
         self._stop.set()
+        try:                      # our request-id key is of no use to anyone now
+            self.etcd.post("kv/deleterange", {"key": b64(self.req_key)}, budget=0)
+        except StoreError:
+            pass
         cancel = getattr(self, "_cancel", None)
         if cancel:
             try:
@@ -283,6 +256,24 @@ def diff(old, new):
 def open_store(config):
     """The store the configuration asks for (msgpack unless VPC_STORE=etcd)."""
     if getattr(config, "store", "msgpack") == "etcd":
-        return EtcdStore(config.etcd_endpoints)
+        env = os.environ
+        return EtcdStore(config.etcd_endpoints,
+                         timeout=_seconds(env, "VPC_STORE_REQUEST_TIMEOUT", REQUEST_TIMEOUT),
+                         budget=_seconds(env, "VPC_STORE_RETRY_BUDGET", RETRY_BUDGET),
+                         retry_after=int(_seconds(env, "VPC_STORE_RETRY_AFTER", RETRY_AFTER)))
     from controller.store.msgpack_store import MsgpackStore
     return MsgpackStore(config.state_dir)
+
+
+def _seconds(env, name, default):
+    """A positive number of seconds from the environment, or a clear error."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1
+    if not 0 < value <= 3600:
+        raise StoreError(f"{name} must be a number of seconds in (0, 3600], not {raw!r}")
+    return value
