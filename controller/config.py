@@ -9,7 +9,7 @@
   VPC_LLDP_TIMEOUT  a link with no LLDP for this long is down  (3.0)
   VPC_STORE         msgpack | etcd                             (msgpack)
   VPC_ETCD_ENDPOINTS etcd members, comma separated  (http://127.0.0.1:2379)
-  VPC_LEASE_TTL     leader lease, seconds (etcd store only)    (5)
+  VPC_LEASE_TTL     leader lease, seconds (etcd store only)    (1)
   VPC_RECONCILE_PARALLEL switches reconciled at the same time    (4)
   VPC_STARTUP_GRACE seconds after start during which registered hosts
                     not back yet still count as connected      (10)
@@ -46,7 +46,7 @@ class Config:
     lldp_timeout: float = 3.0
     store: str = "msgpack"
     etcd_endpoints: tuple = ("http://127.0.0.1:2379",)
-    lease_ttl: int = 5
+    lease_ttl: int = 1
     reconcile_parallel: int = 4
     startup_grace: float = 10.0
     rest_cert: str = None

@@ -23,6 +23,7 @@ import logging
 import os
 
 from controller.ha.election import Election, controller_id
+from controller.store.etcd_client import Etcd
 
 LOG = logging.getLogger(__name__)
 NO_GENERATION = 0xFFFF_FFFF_FFFF_FFFF   # a bridge's generation before any master claim
@@ -44,7 +45,12 @@ class Roles:
         if config.store != "etcd":
             return
         ident = controller_id(config)
-        self.election = Election(store.etcd, ident, config.lease_ttl,
+        # its own client: a renewal must fail fast (a quarter lease), not wait
+        # out the store's request timeout and budget while the lease runs out
+        quick = Etcd(store.etcd.endpoints, timeout=min(1.0, max(0.2, config.lease_ttl / 4)),
+                     budget=0)
+        self.store = store
+        self.election = Election(quick, ident, config.lease_ttl,
                                  on_change=self._changed,
                                  info={"rest": f"http://{config.rest_host}:{config.rest_port}",
                                        "pid": os.getpid()})
@@ -61,7 +67,7 @@ class Roles:
         e = self.election
         return {"role": "master" if e.is_leader else "slave", "leader": e.leader,
                 "id": e.ident, "generation": e.generation, "terms": e.terms,
-                "store": self.store_kind}
+                "lease_ttl": e.granted, "store": self.store_kind}
 
     def register_metrics(self, registry):
         """vpc_controller_leader (1 leads or standalone, 0 follows) and
@@ -86,8 +92,48 @@ class Roles:
                                         "OpenFlow role generation id of this leader's term")
                 gen.add_metric([], e.generation if e else 0)
                 yield gen
+                yield from roles._ha_families()
 
         registry.register(_Collector())
+
+    def _ha_families(self):
+        """Store faults and elections, counted (etcd store only)."""
+        from prometheus_client.core import CounterMetricFamily
+        e = self.election
+        if e is None:
+            return
+        st = dict(self.store.etcd.stats, **self.store.stats)
+        for name, key, text in (
+                ("vpc_store_retries", "retries", "etcd calls retried after a transient error"),
+                ("vpc_store_unavailable", "unavailable",
+                 "etcd calls that ran out of their retry budget"),
+                ("vpc_store_resent_commits", "resent_commits",
+                 "commits sent again after an unanswered attempt"),
+                ("vpc_store_recognised_commits", "recognised_commits",
+                 "re-sent commits found already applied by their request id (not re-done)"),
+                ("vpc_store_unknown_outcomes", "unknown_outcomes",
+                 "commits whose outcome was unknown when the budget ran out"),
+                ("vpc_store_conflicts", "conflicts", "commits refused: the model had changed"),
+                ("vpc_store_conflict_retries", "conflict_retries",
+                 "operations re-run after a conflict"),
+                ("vpc_rest_unavailable_replies", "unavailable_replies",
+                 "requests answered 503 because of the store")):
+            c = CounterMetricFamily(name, text)
+            c.add_metric([], st.get(key, 0))
+            yield c
+        for name, value, text in (
+                ("vpc_leader_elected", e.stats["elected"], "terms this controller won"),
+                ("vpc_leader_resumed", e.stats["resumed"],
+                 "times it led on with its lease after a late renewal (no new term)"),
+                ("vpc_leader_stepped_down", e.stats["stepped_down"],
+                 "times it stopped leading"),
+                ("vpc_leader_changes", e.stats["leader_changes"],
+                 "times it saw another leader than before"),
+                ("vpc_leaderless_seconds", e.leaderless_seconds(),
+                 "seconds it saw no leader")):
+            c = CounterMetricFamily(name, text)
+            c.add_metric([], value)
+            yield c
 
     def _remote_change(self):
         try:
@@ -103,8 +149,21 @@ class Roles:
             return True
         return self._claim(session, self.election.is_leader)
 
-    def _claim(self, session, master):
+    def _claim(self, session, master, direct=False):
+        """direct: claim MASTER with our generation at once (a takeover: our
+        term's generation is larger than any earlier term's, so the bridge
+        normally accepts it -- one round trip less before the first
+        reconcile); only if the bridge refuses it as stale ask its generation
+        (NOCHANGE) and move ours past it."""
         try:
+            if master and direct:
+                gen = self.election.generation
+                try:
+                    session.role("master", gen)
+                    LOG.info("dpid %016x: MASTER with generation %d", session.dpid, gen)
+                    return self.election.is_leader
+                except Exception as exc:      # stale (11/0): the slow path below
+                    LOG.info("dpid %016x: direct MASTER claim refused (%s)", session.dpid, exc)
             bridge_gen = session.role("nochange")
             if not master:
                 session.role("slave", bridge_gen)
@@ -134,7 +193,7 @@ class Roles:
                     self.spawn(self._claim, session, False)
 
     def _take(self, session):
-        if self._claim(session, True) and self.switches.is_current(session) \
+        if self._claim(session, True, direct=True) and self.switches.is_current(session) \
                 and not self.switches.syncing(session.dpid):
             self.switches.start_sync(session)
 
