@@ -22,13 +22,19 @@ ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 
 
 class EtcdCluster:
-    def __init__(self, workdir, members=1, max_txn_ops=4096):
+    """election_ms / heartbeat_ms: etcd's --election-timeout and
+    --heartbeat-interval.  etcd's minimum lease TTL is 1.5 x the election
+    timeout rounded up to whole seconds: 1000 ms -> 2 s, 500 ms -> 1 s (what
+    a 1 s controller lease, VPC_LEASE_TTL=1, needs to be granted as asked)."""
+
+    def __init__(self, workdir, members=1, max_txn_ops=4096, election_ms=1000, heartbeat_ms=100):
         self.workdir = Path(workdir)
         self.members = []
         for i in range(members):
             self.members.append({"name": f"e{i}", "client": free_port(), "peer": free_port(),
                                  "proc": None})
         self.max_txn_ops = max_txn_ops
+        self.election_ms, self.heartbeat_ms = election_ms, heartbeat_ms
 
     @property
     def endpoints(self):
@@ -45,35 +51,83 @@ class EtcdCluster:
                 "--initial-cluster", initial, "--initial-cluster-state", "new",
                 "--initial-cluster-token", f"vpc-{os.getpid()}-{id(self)}",
                 "--max-txn-ops", str(self.max_txn_ops),
-                "--heartbeat-interval", "100", "--election-timeout", "1000"]
+                "--heartbeat-interval", str(self.heartbeat_ms),
+                "--election-timeout", str(self.election_ms)]
+
+    def _spawn(self, m):
+        env = dict(os.environ, ETCD_UNSUPPORTED_ARCH=os.environ.get("ETCD_UNSUPPORTED_ARCH", ""))
+        log = open(self.workdir / f"etcd-{m['name']}.log", "ab")
+        m["proc"] = subprocess.Popen(self._cmd(m), stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+
+    def _wait_healthy(self, m, deadline, timeout):
+        while True:
+            if m["proc"].poll() is not None:
+                raise RuntimeError(f"etcd {m['name']} exited; see {self.workdir}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{m['client']}/health",
+                                            timeout=1) as r:
+                    if b"true" in r.read():
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd {m['name']} not healthy after {timeout}s")
+            time.sleep(0.1)
 
     def start(self, timeout=30):
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, ETCD_UNSUPPORTED_ARCH=os.environ.get("ETCD_UNSUPPORTED_ARCH", ""))
         for m in self.members:
-            log = open(self.workdir / f"etcd-{m['name']}.log", "ab")
-            m["proc"] = subprocess.Popen(self._cmd(m), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-            log.close()
+            self._spawn(m)
         deadline = time.monotonic() + timeout
-        for m in self.members:
-            while True:
-                if m["proc"].poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"etcd {m['name']} exited; see {self.workdir}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{m['client']}/health",
-                                                timeout=1) as r:
-                        if b"true" in r.read():
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"etcd {m['name']} not healthy after {timeout}s")
-                time.sleep(0.1)
+        try:
+            for m in self.members:
+                self._wait_healthy(m, deadline, timeout)
+        except RuntimeError:
+            self.stop()
+            raise
         return self
+
+    # --- faults: one member at a time (vpclab/faultlab.py) -----------------------------
+    def kill_member(self, k):
+        """SIGKILL member k by its pid (a crash: no goodbye to its peers)."""
+        p = self.members[k]["proc"]
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(10)
+        self.members[k]["proc"] = None
+
+    def start_member(self, k, timeout=30):
+        """Start member k again from its data dir and wait until it is healthy."""
+        m = self.members[k]
+        if m["proc"] is not None and m["proc"].poll() is None:
+            return
+        self._spawn(m)
+        self._wait_healthy(m, time.monotonic() + timeout, timeout)
+
+    def status(self, k, timeout=1.0):
+        """(member id, leader id) as member k sees them, or None."""
+        import json
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.members[k]['client']}/v3/maintenance/status",
+            data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                body = json.loads(r.read())
+        except (OSError, ValueError):
+            return None
+        return body.get("header", {}).get("member_id"), body.get("leader")
+
+    def leader_member(self):
+        """Index of the member that is etcd's raft leader now, or None."""
+        for k, m in enumerate(self.members):
+            if m["proc"] is None or m["proc"].poll() is not None:
+                continue
+            st = self.status(k)
+            if st and st[0] and st[0] == st[1]:
+                return k
+        return None
 
     def stop(self):
         for m in self.members:
@@ -94,7 +148,7 @@ class EtcdCluster:
         self.stop()
 
 
-def controllers(workdir, cluster, n=3, lease_ttl=5, extra_env=None):
+def controllers(workdir, cluster, n=3, lease_ttl=1, extra_env=None):
     out = []
     for i in range(n):
         env = {"VPC_STORE": "etcd", "VPC_ETCD_ENDPOINTS": cluster.endpoints,
