@@ -14,6 +14,7 @@ from vpcctl.cliutil import CONTEXT, AliasGroup, RootGroup, State, ca_file_option
 from vpcctl.client import DEFAULT_URL, cidr_segment, path
 from vpcctl.secgroups import group_names, port_groups, security_group
 from vpcctl.tokens import token
+from vpcctl.trace import trace
 
 
 @click.group(cls=RootGroup, context_settings=CONTEXT)
@@ -492,6 +493,7 @@ def fip_delete(state, tenant, fip_id):
 
 cli.add_command(security_group)
 cli.add_command(token)
+cli.add_command(trace)
 
 
 def main():

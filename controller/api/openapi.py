@@ -345,7 +345,56 @@ def _schemas():
         "type": "string", "pattern": "^vpc_[th]_[0-9a-f]{12}_[0-9a-f]{64}$",
         "description": "The bearer token. Shown only in this reply: only its hash is kept."}),
         ("id", "kind", "name", "created_at", "expires_at", "expired", "token"))
+    s.update(_trace_schemas(ipv4))
     return s
+
+
+def _trace_schemas(ipv4):
+    """POST /v1/tenants/{t}/trace (controller/trace): the question and the answer.
+    The answer's parts are open objects: a trace may learn to say more."""
+    l4 = {"type": "integer", "minimum": 1, "maximum": 65535}
+    verdict = _obj({
+        "action": {"type": "string",
+                   "enum": ["delivered", "forwarded", "dropped", "not_sent", "error"]},
+        "code": {"type": "string", "description": "A stable word: delivered, answered, "
+                                                  "outside, spoof, security_group, no_route, "
+                                                  "not_in_tenant, nat_miss, port_down, ..."},
+        "reason": {"type": "string", "minLength": 1, "description": "The verdict in words."}},
+        ("action", "code", "reason"), closed=False)
+    step = _obj({"table": {"type": "integer"}, "table_name": {"type": "string"},
+                 "flow": _nullable({"type": "string"}), "text": {"type": "string"},
+                 "owner": {"type": "object"}}, ("table", "table_name", "flow"), closed=False)
+    hop = _obj({"host": _ref("Name"), "in_port": {"type": "integer"},
+                "steps": {"type": "array", "items": step},
+                "outputs": {"type": "array", "items": {"type": "object"}},
+                "dropped": {"type": "boolean"}}, ("host", "in_port", "steps", "outputs"),
+               closed=False)
+    return {
+        "TraceRequest": _obj({
+            "from": {"type": "string", "minLength": 1,
+                     "description": "The id (or unique OVS port name) of the tenant's port "
+                                    "the packet leaves."},
+            "to": {"type": "string", "minLength": 1,
+                   "description": "An IPv4 address, or the id (or OVS port name) of a port "
+                                  "of the tenant."},
+            "proto": {"type": "string", "enum": ["tcp", "udp", "icmp"],
+                      "description": "icmp (an echo request) when absent."},
+            "dport": _nullable(dict(l4, description="Needed for tcp and udp (400 without; "
+                                                    "400 with icmp).")),
+            "sport": _nullable(dict(l4, description="tcp/udp source port, 40000 when absent.")),
+            "src_ip": _nullable(ipv4),
+            "live": {"type": "boolean", "description": "Also trace on the real switches."}},
+            ("from", "to"),
+            example={"from": "3f2a9c1d7e4b", "to": "10.0.0.3", "proto": "tcp", "dport": 22}),
+        "Trace": _obj({
+            "tenant": _ref("Name"), "packet": {"type": "object"},
+            "arp": _nullable({"type": "object"}),
+            "hops": {"type": "array", "items": hop}, "verdict": verdict,
+            "path": {"type": "array", "items": {"type": "string"},
+                     "description": "Node ids of GET /v1/topology along the way."},
+            "simulated": {"type": "object"}, "live": {"type": "object"}},
+            ("tenant", "packet", "arp", "hops", "verdict", "path", "simulated"), closed=False),
+    }
 
 
 def _json(schema, description):

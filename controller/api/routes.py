@@ -67,6 +67,7 @@ class Route:
     tag: str = ""
     description: str = None
     access: str = None       # one of ACCESS: who may call it (see the module's docstring)
+    read_only: bool = False  # a POST that changes nothing (a trace: its body is a question)
 
     @property
     def params(self):
@@ -81,7 +82,7 @@ class Route:
     @property
     def writes(self):
         """Whether the operation may change the model (its handler commits)."""
-        return self.method != "GET"
+        return self.method != "GET" and not self.read_only
 
 
 def _collection(tag, singular, base, item, schema, create_body, handlers, create_errors,
@@ -193,6 +194,16 @@ ROUTES = (
                  _T + "/floating-ips/{fip_id}", "FloatingIP", "FloatingIPCreate",
                  ("list_fips", "create_fip", "get_fip", "delete_fip"),
                  (404, 409), (404,), None),
+    # troubleshooting (docs/user-guide.md#troubleshooting)
+    Route("POST", _T + "/trace", "trace", "tracePacket",
+          "Trace a packet from a port of the tenant through the desired flows.", 200, "Trace",
+          "Every host and table the packet passes, whose flow it hits, and the verdict.",
+          body="TraceRequest", errors=(404,), tag="troubleshooting", access="tenant",
+          read_only=True,
+          description="Read-only: nothing changes. The packet (the first of a new "
+                      "connection) is run through the flows the controller wants on each "
+                      "host, with the flow simulator; with `live` also through "
+                      "`ofproto/trace` on the real switches, and differences are reported."),
     # tokens (docs/security.md)
     *_tokens("tenant", _T + "/tokens", ("list_tenant_tokens", "create_tenant_token",
                                          "delete_tenant_token"),

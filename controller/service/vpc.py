@@ -23,10 +23,12 @@ from controller.service.mutator import active as mutator_active, mutator
 from controller.service.nat import NatOperations
 from controller.service.secgroups import SecurityGroupOperations
 from controller.service.tokens import TokenOperations
+from controller.service.trace import TraceOperations
 from controller.service.views import NullTopology, Views
 
 
-class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations):
+class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
+                 TraceOperations):
     def __init__(self, state, store, topology=None, underlay_mtu=1500, on_change=None,
                  lock=None):
         self.state = state

@@ -156,6 +156,7 @@ SAMPLES = {
     "deleteTenantToken": ({}, None),
     "listHostTokens": ({}, None), "createHostToken": ({}, {"name": "new"}),
     "deleteHostToken": ({}, None),
+    "tracePacket": ({}, {"from": "$port_h1", "to": "10.0.0.9", "proto": "tcp", "dport": 22}),
 }
 
 

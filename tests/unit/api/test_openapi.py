@@ -396,6 +396,18 @@ CASES = [
     ("GET", R + "/floating-ips/nope", None, 404, None, None),
     ("DELETE", R + "/floating-ips/{fip}", None, 204, None, None),
     ("DELETE", R + "/floating-ips/nope", None, 404, None, None),
+    # trace (read-only; the verdicts: tests/unit/trace)
+    ("POST", R + "/trace", {"from": "{p1}", "to": "{p2}"}, 200, True, None),
+    ("POST", R + "/trace", {"from": "{p1}", "to": "10.0.0.9", "proto": "tcp", "dport": 22,
+                            "sport": 5000, "src_ip": "10.0.0.7", "live": False}, 200, True, None),
+    ("POST", R + "/trace", {"from": "{p1}", "to": "10.0.0.9", "proto": "tcp"}, 400, True, None),
+    ("POST", R + "/trace", {"from": "{p1}", "to": "10.0.0.9", "dport": 22}, 400, True, None),
+    ("POST", R + "/trace", {"from": "{p1}", "to": "10.0.0.256"}, 400, True, None),
+    ("POST", R + "/trace", {"from": "{p1}", "to": "10.0.0.9", "proto": "sctp"}, 400, False, None),
+    ("POST", R + "/trace", {"from": "{p1}", "to": "10.0.0.9", "color": 1}, 400, False, None),
+    ("POST", R + "/trace", {"from": "{p1}"}, 400, False, None),
+    ("POST", R + "/trace", {"from": "nope", "to": "10.0.0.9"}, 404, True, None),
+    ("POST", "/v1/tenants/nope/trace", {"from": "x", "to": "10.0.0.9"}, 404, True, None),
     # tokens (who may call them: tests/unit/api/test_auth_matrix.py)
     ("GET", R + "/tokens", None, 200, None, None),
     ("GET", "/v1/tenants/nope/tokens", None, 404, None, None),

@@ -66,4 +66,5 @@ def test_table_is_well_formed():
         assert (r.status == 204) == (r.response is None), r
         assert r.body is None or r.body in schemas, r
         assert not isinstance(r.response, str) or r.response.removesuffix("[]") in schemas, r
-        assert r.body is None or r.writes, f"{r.method} {r.path}: a GET takes no body"
+        assert r.body is None or r.method != "GET", f"{r.method} {r.path}: a GET takes no body"
+        assert not r.read_only or r.method == "POST", f"{r.path}: only a POST is read_only"
