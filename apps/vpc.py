@@ -25,6 +25,7 @@ from controller.api.metrics import Metrics
 from controller.api.rest import RestApi
 from controller.api.ui import UiApp
 from controller.compile.datapath import compile_datapath, overlay_peers
+from controller.compile.incremental import IncrementalCompiler
 from controller.config import Config, ConfigError
 from controller.ha.roles import Roles
 from controller.model.state import State
@@ -92,6 +93,7 @@ class VpcController(app_manager.OSKenApp):
                                switches=self.switches.count, flows=self._flow_counts)
         self.roles.register_metrics(self.metrics.registry)
         self._desired = {}     # dpid -> flows of its last compile
+        self.compiler = IncrementalCompiler()
         # Tokens (docs/security.md): on unless REST stays on loopback (VPC_AUTH)
         auth = Authenticator(self.state, admin_token(self.config)) if self.config.auth else None
         api = RestApi(self.service, topology_json=self.topology.node_link, health=self.health,
@@ -142,9 +144,12 @@ class VpcController(app_manager.OSKenApp):
 
     # --- recompiling ---------------------------------------------------------------
     def _compile(self, dpid):
-        flows = self.fabric.filter(dpid, compile_datapath(self.state.snapshot(),
-                                                          self.topology.snapshot(),
-                                                          dpid, pause=_yield))
+        # A host's bridge: only the pieces the change touched, as a delta
+        # (compile/incremental.py).  A fabric switch: its whole (small) set.
+        state, topo = self.state.snapshot(), self.topology.snapshot()
+        flows = self.compiler.compile(state, topo, dpid, pause=_yield)
+        if flows is None:
+            flows = self.fabric.filter(dpid, compile_datapath(state, topo, dpid, pause=_yield))
         self._desired[dpid] = len(flows)
         return flows
 

@@ -96,20 +96,27 @@ def deliver_local(tenant, port, ofport, bits, owner):
 
 
 # --- per tenant present on the host --------------------------------------------
-def tenant_flows(state, topo, host, tenant, local, ofports):
+def tenant_host_flows(state, tenant, local, egress, remotes):
+    """The tenant's flows that differ from host to host: in from the network,
+    out to each remote port, flooding.  `egress` and `remotes` as
+    remote_egress() and remote_hosts() give them."""
     owner = dict(kind=CookieKind.TENANT, owner=tenant.id)
-    egress = remote_egress(tenant, host, ofports)
-    remotes = remote_hosts(state, topo, host, tenant)
     out = []
     if egress is not None:
         out += classify_from_network(tenant, egress, owner)
         for remote_port, remote_host in remote_ports(state, tenant, remotes):
             out.append(to_remote_port(tenant, remote_port, remote_host, egress))
-    out += arp_responder(state, tenant)
-    out += to_flood_table(tenant, owner)
     out += flood(tenant, [n for _, n in local], [n for p, n in local if not p.port_security],
                  egress, remotes, owner)
     return out
+
+
+def tenant_shared_flows(state, tenant):
+    """The tenant's flows that are the same on every host it is on (they read
+    only the tenant and its ports): the incremental compiler builds them once
+    for all of its hosts (compile/incremental.py)."""
+    owner = dict(kind=CookieKind.TENANT, owner=tenant.id)
+    return arp_responder(state, tenant) + to_flood_table(tenant, owner)
 
 
 def remote_egress(tenant, host, ofports):

@@ -18,6 +18,7 @@ no meter-mod either.
 runs them in its own greenthread, and falls back to a full re-read of the
 switch when anything went wrong, so the cache can never drift for long.
 """
+import itertools
 import logging
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 import eventlet
 from eventlet.event import Event
 
+from controller.compile.incremental import Delta
 from controller.compile.meters import meters_for
 
 LOG = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class Plan:
     meter_adds: list = field(default_factory=list)       # Meters to add, by id
     meter_modifies: list = field(default_factory=list)   # Meters whose band changed
     meter_deletes: list = field(default_factory=list)    # meter ids no flow uses
+    meters: object = None      # {id: Meter} the desired flows use, when looked at
 
     @property
     def empty(self):
@@ -62,12 +65,31 @@ def plan(desired, installed_cookies, installed_meters=None):
     kept = sum(1 for c in want if c in have)
     p = Plan(deletes, adds, kept)
     if installed_meters is not None:
-        meters = meters_for(desired)
-        p.meter_adds = [m for i, m in sorted(meters.items()) if i not in installed_meters]
-        p.meter_modifies = [m for i, m in sorted(meters.items())
-                            if i in installed_meters and installed_meters[i] != m]
-        p.meter_deletes = sorted(i for i in installed_meters if i not in meters)
+        _plan_meters(p, meters_for(desired), installed_meters)
     return p
+
+
+def plan_delta(delta, installed, installed_meters=None):
+    """The same Plan from an incremental compile's Delta, without looking at
+    the flows that did not change: for a switch known to hold exactly the
+    flows of the compile the delta starts from (`installed`: their cookies).
+    Meters are looked at only when a metered flow came or went."""
+    deletes = sorted(f.cookie for f in delta.removes if f.cookie in installed)
+    adds = sorted((f for f in delta.adds if f.cookie not in installed),
+                  key=lambda f: f.sort_key())
+    p = Plan(deletes, adds, len(delta.desired) - len(adds))
+    if installed_meters is not None and \
+            any(f.meter is not None for f in itertools.chain(delta.adds, delta.removes)):
+        _plan_meters(p, meters_for(delta.desired.values()), installed_meters)
+    return p
+
+
+def _plan_meters(p, meters, installed_meters):
+    p.meter_adds = [m for i, m in sorted(meters.items()) if i not in installed_meters]
+    p.meter_modifies = [m for i, m in sorted(meters.items())
+                        if i in installed_meters and installed_meters[i] != m]
+    p.meter_deletes = sorted(i for i in installed_meters if i not in meters)
+    p.meters = meters
 
 
 class SwitchSync:
@@ -84,7 +106,8 @@ class SwitchSync:
         self.compile = compile_fn
         self.on_result = on_result or (lambda sync, plan, seconds: None)
         self.on_error = on_error or (lambda sync, exc: None)
-        self.installed = None         # cookies we believe the switch holds; None = unknown
+        self.installed = None         # set of cookies we believe the switch holds; None = unknown
+        self._generation = 0          # the incremental compile `installed` is (compile/incremental.py)
         self.meters = None            # {id: Meter} we believe it holds; None = unknown
         self._dirty = False
         self._full = True
@@ -145,21 +168,40 @@ class SwitchSync:
 
     def _reconcile_once(self):
         start = time.monotonic()
-        if self._full or self.installed is None:
+        full = self._full or self.installed is None
+        if full:
             self._full = False
+            self._generation = 0
             installed = self.session.dump_cookies()
             self.meters = self.session.dump_meters()
         else:
             installed = self.installed
         desired = self.compile(self.dpid)
-        p = plan(desired, installed, self.meters)
+        delta = desired if isinstance(desired, Delta) else None
+        if delta is not None and delta.base and delta.base == self._generation:
+            # the switch holds compile `base` exactly: send the delta only
+            p = plan_delta(delta, installed, self.meters)
+        else:
+            p = plan(delta.desired.values() if delta is not None else desired, installed,
+                     self.meters)
         if p.meter_adds or p.meter_modifies:     # before the flows that use them
             self.flow_mods += self.session.set_meters(p.meter_adds, p.meter_modifies)
         if p.deletes or p.adds:
             self.flow_mods += self.session.apply(p.deletes, p.adds)
         if p.meter_deletes:                      # after the flows that used them
             self.flow_mods += self.session.set_meters((), (), p.meter_deletes)
-        self.installed = [f.cookie for f in desired]
-        self.meters = meters_for(desired)
+        if delta is not None and installed is self.installed:
+            installed.difference_update(p.deletes)       # O(delta), not O(flows)
+            installed.update(f.cookie for f in p.adds)
+            if len(installed) != len(delta.desired):     # cannot happen; never drift
+                self.installed = set(delta.desired)
+        else:
+            self.installed = set(delta.desired) if delta is not None else \
+                {f.cookie for f in desired}
+        if p.meters is not None:
+            self.meters = p.meters
+        elif delta is None or self.meters is None:
+            self.meters = meters_for(desired)
+        self._generation = delta.generation if delta is not None else 0
         self.runs += 1
         self.on_result(self, p, time.monotonic() - start)
