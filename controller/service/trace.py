@@ -14,6 +14,7 @@ already use -- connected hosts and port numbers -- which is enough for
 everything but NAT (no external MACs).
 """
 from controller.compile.pipeline import TUNNEL_PORTS
+from controller.trace import live
 from controller.trace import trace as run_trace
 from topology.graph import TopoView
 
@@ -32,7 +33,9 @@ def facts_view(state, facts):
 
 
 class TraceOperations:
-    live_tracer = None     # set by whoever can reach the switches (controller/trace/live.py)
+    # How live mode reaches the switches (controller/trace/live.py): None reads
+    # VPC_TRACE_APPCTL at each live request; tests plug in their own.
+    live_tracer = None
 
     def topology_view(self, state):
         live = getattr(self.topology, "topology", None)
@@ -42,15 +45,5 @@ class TraceOperations:
     def trace(self, tenant_name, body):
         """Where a packet from a port of the tenant goes, table by table, and why."""
         state = self.state.snapshot()
-        req, out = run_trace(state, self.topology_view(state), tenant_name, body)
-        if req.live:
-            out["live"] = self._live(state, req, out)
-        return out
-
-    def _live(self, state, req, out):
-        tracer = self.live_tracer
-        if tracer is None:
-            return {"available": False,
-                    "reason": "this controller has no way to reach the switches' "
-                              "ofproto/trace (no agent or management socket configured)"}
-        return tracer(state, req, out)
+        tracer = self.live_tracer or live.from_env()
+        return run_trace(state, self.topology_view(state), tenant_name, body, live=tracer)[1]

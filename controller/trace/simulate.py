@@ -109,8 +109,13 @@ def _arp(wiring, req, in_port, target):
     return None, hop
 
 
-def trace(state, topo, tenant_name, body):
-    """The answer of POST /v1/tenants/{t}/trace (without its live part)."""
+NO_LIVE = ("this controller cannot reach the switches' ofproto/trace: set VPC_TRACE_APPCTL "
+           "(docs/user-guide.md#troubleshooting)")
+
+
+def trace(state, topo, tenant_name, body, live=None):
+    """The answer of POST /v1/tenants/{t}/trace.  `live`: a live.LiveTracer
+    (or any callable of the simulated hops), used when the request asks."""
     started = time.perf_counter()
     req = parse(state, tenant_name, body)
     wiring = Wiring(state, topo, req.tenant, req.src)
@@ -118,6 +123,7 @@ def trace(state, topo, tenant_name, body):
     out = {"tenant": req.tenant.name, "packet": ctx.packet_view(), "arp": None, "hops": [],
            "verdict": None}
     in_port = wiring.ofport(req.src)
+    sim_hops = []
     try:
         if in_port is None:
             out["verdict"] = explain.not_sent(ctx)
@@ -125,11 +131,13 @@ def trace(state, topo, tenant_name, body):
             target, _ = _next_hop(state, req)
             mac, arp_hop = _arp(wiring, req, in_port, target)
             out["arp"] = ctx.arp_view(target, mac, arp_hop)
+            sim_hops = [arp_hop]
             if mac is None:
                 out["verdict"] = explain.arp_unanswered(ctx, target, arp_hop)
             else:
                 deliveries = wiring.net.inject(req.src.host, in_port, ip_packet(req, mac))
-                out["hops"] = [ctx.hop_view(h) for h in wiring.net.hops]
+                sim_hops = list(wiring.net.hops)
+                out["hops"] = [ctx.hop_view(h) for h in sim_hops]
                 out["verdict"] = explain.verdict(ctx, wiring.net.hops, deliveries,
                                                  wiring.net.lost)
     except SimError as exc:      # the desired flows do something OVS would refuse
@@ -137,4 +145,8 @@ def trace(state, topo, tenant_name, body):
     out["path"] = explain.path(ctx, out)
     out["simulated"] = {"hosts": sorted(wiring.hosts), "flows": wiring.flow_count,
                         "ms": round((time.perf_counter() - started) * 1000, 2)}
+    if req.live:
+        started = time.perf_counter()
+        out["live"] = {"available": False, "reason": NO_LIVE} if live is None else live(sim_hops)
+        out["live"]["ms"] = round((time.perf_counter() - started) * 1000, 2)
     return req, out
