@@ -7,9 +7,9 @@ meter-mods of the meters those flows use (compile/meters.py).  Serialized adds
 are cached: a tenant's flows are the same bytes on each of its hosts.
 """
 import struct
-from collections import OrderedDict
 
 from os_ken.ofproto import nicira_ext
+from os_ken.ofproto.ofproto_common import ONF_EXPERIMENTER_ID
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -103,33 +103,74 @@ class _Serialized(parser.MsgBase):
         struct.pack_into("!I", self.buf, 4, self.xid or 0)
 
 
+class _NoDatapath:
+    """What os-ken's message classes read of a datapath while serializing: a
+    flow-mod's bytes depend on the flow alone, so they are built without one."""
+    ofproto = ofp
+    ofproto_parser = parser
+
+
 class FlowModCache:
-    """(cookie, Flow) -> serialized OFPFC_ADD, least recently used dropped.
-    The key holds the cookie too: Flow equality ignores the owner bits."""
+    """cookie -> (Flow, serialized OFPFC_ADD with xid 0): each distinct flow is
+    encoded once and its bytes reused for every switch that gets it (a
+    tenant's shared pieces are the same Flow objects on each of its hosts,
+    compile/incremental.py).  Keyed by cookie (the content hash, owner
+    included) and checked against the Flow itself, so a hit costs one int
+    lookup and an identity test instead of hashing the whole flow.  Oldest
+    entries are dropped first."""
 
     def __init__(self, size=FLOW_MOD_CACHE):
         self.size = size
-        self._data = OrderedDict()
+        self._data = {}
         self.hits = self.misses = 0
 
-    def message(self, dp, f):
-        key = (f.cookie, f)
-        data = self._data.get(key)
-        if data is None:
-            self.misses += 1
-            m = add_flow_mod(dp, f)
-            m.set_xid(0)
-            m.serialize()
-            data = self._data[key] = bytes(m.buf)
-            if len(self._data) > self.size:
-                self._data.popitem(last=False)
-        else:
+    def encoded(self, f):
+        """The flow's OFPFC_ADD as bytes, xid 0."""
+        got = self._data.get(f.cookie)
+        if got is not None and (got[0] is f or got[0] == f):
             self.hits += 1
-            self._data.move_to_end(key)
-        return _Serialized(dp, data)
+            return got[1]
+        self.misses += 1
+        m = add_flow_mod(_NoDatapath, f)
+        m.set_xid(0)
+        m.serialize()
+        data = bytes(m.buf)
+        if got is None and len(self._data) >= self.size:
+            del self._data[next(iter(self._data))]
+        self._data[f.cookie] = (f, data)
+        return data
+
+    def message(self, dp, f):
+        """The flow-mod as an os-ken message (its xid is patched in when sent)."""
+        return _Serialized(dp, self.encoded(f))
 
 
 FLOW_MODS = FlowModCache()
+
+
+_BUNDLE_ADD_HEAD = struct.Struct("!BBHIIII2xH")    # ofp header, experimenter, bundle id, flags
+BUNDLE_ADD_HEAD_LEN = _BUNDLE_ADD_HEAD.size
+
+
+def bundle_add_bytes(buf, xid, bundle_id, flags, inner):
+    """Append one ONF bundle-add carrying `inner` (a serialized message whose
+    xid is patched to the bundle-add's own, as the bundle extension wants) to
+    `buf`, without building os-ken objects: what ONFBundleAddMsg(...).serialize()
+    gives for a message without properties (tests/unit/southbound checks)."""
+    buf += _BUNDLE_ADD_HEAD.pack(ofp.OFP_VERSION, ofp.OFPT_EXPERIMENTER,
+                                 BUNDLE_ADD_HEAD_LEN + len(inner), xid, ONF_EXPERIMENTER_ID,
+                                 ofp.ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags)
+    buf += inner[:4]
+    buf += xid.to_bytes(4, "big")
+    buf += inner[8:]
+
+
+def delete_cookie_bytes(cookie):
+    """delete_cookie_mod's bytes, xid 0."""
+    m = delete_cookie_mod(_NoDatapath, cookie)
+    m.set_xid(0)
+    m.serialize()
+    return bytes(m.buf)
 
 
 def delete_cookie_mod(dp, cookie):
