@@ -9,6 +9,7 @@ Parts (each is also a script of its own, printing JSON):
   dataplane  bench/dataplane.py  throughput and RTT vs plain OVS NORMAL, packet-ins
   flowcount  bench/flowcount.py  flows per switch: compiler vs docs/pipeline.md
   faucet     bench/faucet.py     the same VLAN scenario under Faucet, side by side
+Optional (only with --only): faults  bench/faults.py  seeded control-plane faults (docs/ha.md)
 
 Each part runs as its own process (its own cleanup); a part that fails is
 recorded with its error and the others still run.  The results go to
@@ -33,12 +34,15 @@ import common  # noqa: E402
 import report  # noqa: E402
 
 PARTS = ("attach", "scale", "dataplane", "flowcount", "faucet")
-NEEDS_ROOT = {"attach", "scale", "dataplane", "faucet"}
+OPTIONAL = ("faults",)          # not in the default run; --only faults
+NEEDS_ROOT = {"attach", "scale", "dataplane", "faucet", "faults"}
 RESULTS = os.path.join(HERE, "results")
 DOC = os.path.join(common.REPO, "docs", "benchmarks.md")
 
 
 def part_args(name, quick):
+    if name == "faults":
+        return ["--seeds", "1", "--faults", "5"] if quick else []
     if name == "dataplane":
         return ["--seconds", "3", "--repeat", "1", "--pings", "10"] if quick else []
     if name == "scale":         # 100 x 50, or the largest size converging in 5 min
@@ -96,7 +100,7 @@ def parse_args(argv=None):
                    help="rewrite docs/benchmarks.md from bench/results/ and exit")
     a = p.parse_args(argv)
     a.parts = [x for o in a.only for x in o.split(",") if x] or list(PARTS)
-    bad = [x for x in a.parts if x not in PARTS]
+    bad = [x for x in a.parts if x not in PARTS + OPTIONAL]
     if bad:
         p.error(f"unknown part(s) {bad}; parts are {', '.join(PARTS)}")
     return a

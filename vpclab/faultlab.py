@@ -418,7 +418,21 @@ class FaultLab:
                               "health": health}
         leader = self.leader()
         return {"views": views, "roles": self.roles(), "flows": self.flow_counts(leader),
-                "metrics": self.ha_metrics()}
+                "metrics": self.ha_metrics(), "claims": self.master_claims()}
+
+    def master_claims(self):
+        """{controller: [[dpid, generation], ...]}: every MASTER role request
+        each controller made (from its log, all its lives)."""
+        import re
+        pat = re.compile(r"dpid ([0-9a-f]{16}): MASTER with generation (\d+)")
+        out = {}
+        for k, c in enumerate(self.ctls):
+            try:
+                text = c.log.read_text(errors="replace")
+            except OSError:
+                text = ""
+            out[f"c{k}"] = sorted({(m.group(1), int(m.group(2))) for m in pat.finditer(text)})
+        return out
 
     def ha_metrics(self):
         """The store/election counters of every controller (since its start)."""

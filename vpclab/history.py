@@ -18,7 +18,10 @@ name used once), so "exactly once" is a count.
   - no IP or MAC is held by two ports at the end, no segment by two tenants,
     and no two acknowledged ports held the same IP or MAC at the same time;
   - every switch holds exactly the flows the leader wants and has exactly one
-    master connection;
+    master connection, and no generation id was claimed MASTER by two
+    controllers (OVS demotes the old master when a claim with a newer
+    generation comes and refuses older ones, so one owner per generation
+    means a switch never had two masters);
   - pings lost outside the windows where a host's OVS was down (+ grace)
     stay within ``ping_bound_s`` of traffic.
 
@@ -83,6 +86,11 @@ def check(history, ping_bound_s=1.0):
     for host, (want, held) in final["flows"].items():
         if want is None or want != held:
             problems.append(f"{host}: the leader wants {want} flows, the switch holds {held}")
+    owner = {}
+    for ctl, claims in final.get("claims", {}).items():
+        for _dpid, gen in claims:
+            if owner.setdefault(gen, ctl) != ctl:
+                problems.append(f"generation {gen} claimed MASTER by {owner[gen]} and {ctl}")
     for host, roles in final["roles"].items():
         if list(roles.values()).count("master") != 1:
             problems.append(f"{host}: controller roles {roles}")
