@@ -26,7 +26,6 @@ datapath's incremental flow set equals a full recompile.  Pure like the rest
 of compile/: no I/O, no clock; the caches are plain memoisation.
 """
 import itertools
-from collections import Counter
 from dataclasses import dataclass, field
 
 from controller.compile.datapath import base_flows, host_chunks
@@ -67,7 +66,7 @@ class _Datapath:
 
     def __init__(self):
         self.pieces = {}           # slot -> (key, [Flow])
-        self.count = Counter()     # cookie -> pieces holding it
+        self.count = {}            # cookie -> pieces holding it
         self.flows = {}            # cookie -> Flow (the desired set)
         self.by_key = {}           # OpenFlow key (table, priority, match) -> cookie
         self.generation = 0
@@ -179,37 +178,40 @@ class IncrementalCompiler:
         """Count the pieces' flows in and out; a cookie is added when its
         first holder comes and removed when its last goes (two pieces may
         hold the same flow)."""
+        count, flows = dp.count, dp.flows
         before = {}
-        for flows in came:
-            for f in flows:
+        for piece in came:
+            for f in piece:
                 c = f.cookie
-                if c not in before:
-                    before[c] = dp.count[c]
-                dp.count[c] += 1
-                dp.flows.setdefault(c, f)
-        for flows in gone:
-            for f in flows:
+                n = count.get(c, 0)
+                before.setdefault(c, n)
+                count[c] = n + 1
+                if n == 0 and c not in flows:
+                    flows[c] = f
+        for piece in gone:
+            for f in piece:
                 c = f.cookie
-                if c not in before:
-                    before[c] = dp.count[c]
-                dp.count[c] -= 1
+                n = count[c]
+                before.setdefault(c, n)
+                count[c] = n - 1
         adds, removes = [], []
         for c, n in before.items():
-            now = dp.count[c]
-            if n == 0 and now > 0:
-                adds.append(dp.flows[c])
-            elif n > 0 and now == 0:
-                removes.append(dp.flows.pop(c))
-                del dp.count[c]
-            elif now == 0:                  # came and went in this compile
-                dp.flows.pop(c, None)
-                del dp.count[c]
+            now = count[c]
+            if now == 0:
+                del count[c]
+                f = flows.pop(c)
+                if n > 0:
+                    removes.append(f)         # else: came and went in this compile
+            elif n == 0:
+                adds.append(flows[c])
+        by_key = dp.by_key
         for f in removes:
-            if dp.by_key.get(f.key) == f.cookie:
-                del dp.by_key[f.key]
+            k = f.key
+            if by_key.get(k) == f.cookie:
+                del by_key[k]
         for f in adds:
-            other = dp.by_key.setdefault(f.key, f.cookie)
-            if other != f.cookie and dp.flows[other] != f:
+            other = by_key.setdefault(f.key, f.cookie)
+            if other != f.cookie and flows[other] != f:
                 raise FlowError(f"two flows share table/priority/match {f.key}: "
-                                f"{dp.flows[other]} vs {f}")
+                                f"{flows[other]} vs {f}")
         return adds, removes

@@ -172,8 +172,12 @@ class SwitchSync:
         if full:
             self._full = False
             self._generation = 0
-            installed = self.session.dump_cookies()
-            self.meters = self.session.dump_meters()
+            both = getattr(self.session, "dump_flows_and_meters", None)
+            if both is not None:         # one round trip for both questions
+                installed, self.meters = both()
+            else:
+                installed = self.session.dump_cookies()
+                self.meters = self.session.dump_meters()
         else:
             installed = self.installed
         desired = self.compile(self.dpid)

@@ -93,11 +93,23 @@ class OFSession:
 
     # --- requests -----------------------------------------------------------------
     def call(self, msg, timeout=REPLY_TIMEOUT):
+        return self._await(msg, self._request(msg), timeout)
+
+    def _request(self, msg):
+        """Send a request whose reply _await() will collect: several may be
+        in flight at once (one round trip for several questions)."""
         self.dp.set_xid(msg)
         p = self._pending[msg.xid] = _Pending()
         try:
             if not self.dp.send_msg(msg):
                 raise SwitchError(f"dpid {self.dpid:016x}: connection is gone")
+        except BaseException:
+            self._pending.pop(msg.xid, None)
+            raise
+        return p
+
+    def _await(self, msg, p, timeout=REPLY_TIMEOUT):
+        try:
             # `timeout` bounds silence, not the whole answer: a dump of many
             # thousand flows arrives in parts, and each part is progress.
             while not p.event.wait(timeout=max(0.05, p.progress + timeout - time.monotonic())):
@@ -126,6 +138,25 @@ class OFSession:
     def dump_meters(self):
         """{meter id: Meter} of every meter the switch holds (multipart)."""
         return meters_from_config(self.call(meter_config_request(self.dp)))
+
+    def dump_flows_and_meters(self):
+        """(cookies, {meter id: Meter}): both questions sent at once, one
+        round trip instead of two before a switch's first reconcile."""
+        flows = parser.OFPFlowStatsRequest(self.dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                           0, 0, parser.OFPMatch())
+        meters = meter_config_request(self.dp)
+        pf = self._request(flows)
+        try:
+            pm = self._request(meters)
+        except BaseException:
+            self._pending.pop(flows.xid, None)
+            raise
+        try:
+            cookies = [stat.cookie for reply in self._await(flows, pf) for stat in reply.body]
+        except BaseException:
+            self._pending.pop(meters.xid, None)
+            raise
+        return cookies, meters_from_config(self._await(meters, pm))
 
     def set_meters(self, adds, modifies=(), deletes=()):
         """Meter-mods (adds, modifies: Meter values; deletes: meter ids),
@@ -176,10 +207,18 @@ class OFSession:
             return 0
         bid = next(self._bundle_ids) & 0xFFFF_FFFF
         self.bundle_trouble = None
-        self._ctrl(bid, ofp.ONF_BCT_OPEN_REQUEST)
+        # The open's reply is not waited for before the adds: the switch
+        # handles messages in order, so it has answered the open by the time
+        # it answers the barrier after the adds (one round trip less).
+        opening = parser.ONFBundleCtrlMsg(self.dp, bid, ofp.ONF_BCT_OPEN_REQUEST,
+                                          BUNDLE_FLAGS, [])
+        pending_open = self._request(opening)
         try:
-            for start in range(0, len(inner), BUNDLE_CHUNK):
-                self._bundle_adds(bid, inner[start:start + BUNDLE_CHUNK])
+            try:
+                for start in range(0, len(inner), BUNDLE_CHUNK):
+                    self._bundle_adds(bid, inner[start:start + BUNDLE_CHUNK])
+            finally:
+                self._await(opening, pending_open)
         except Exception:
             self._watch.clear()
             try:
@@ -239,8 +278,16 @@ class OFSession:
         """Packet-out an ARP request (who has target_ip?) on one port."""
         return self.packet_out(port_no, arp_request(src_mac, src_ip, target_ip))
 
-    def port_descriptions(self):
-        """{port name: PortDesc} of every port the switch has now (multipart)."""
+    def port_descriptions(self, fresh=False):
+        """{port name: PortDesc} of every port the switch has now (multipart).
+
+        Unless `fresh`, the ports os-ken read in the handshake are used (its
+        ofp_handler asks for them before the switch reaches MAIN_DISPATCHER
+        and keeps dp.ports current from port-status messages): one round
+        trip less between a switch connecting and its first reconcile."""
+        known = getattr(self.dp, "ports", None)
+        if not fresh and known:
+            return {d.name: d for d in map(port_desc, known.values())}
         ports = {}
         for reply in self.call(parser.OFPPortDescStatsRequest(self.dp, 0)):
             for p in reply.body:

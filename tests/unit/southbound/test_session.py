@@ -192,3 +192,23 @@ def test_apply_sends_one_bundle_of_every_delete_and_add_in_order(monkeypatch):
         [(f.cookie, f.match_dict()["in_port"]) for f in flows]
     kinds = [type(m).__name__ for m in dp.sent]
     assert kinds == ["ONFBundleCtrlMsg", "OFPBarrierRequest", "ONFBundleCtrlMsg"]
+
+
+def test_ports_come_from_the_handshake_and_both_dumps_share_one_round_trip():
+    dp = FakeDp()
+    session = ofsession.OFSession(dp)
+    dp.ports = {3: parser.OFPPort(port_no=3, hw_addr="02:00:00:00:00:03", name=b"vx",
+                                  config=0, state=0, curr=0, advertised=0, supported=0,
+                                  peer=0, curr_speed=0, max_speed=0)}
+    assert list(session.port_descriptions()) == ["vx"] and dp.sent == []   # nothing asked
+    waiting = []
+
+    def answer(msg):          # hold the replies until both requests are out
+        waiting.append(msg)
+        if len(waiting) == 2:
+            for m in waiting:
+                eventlet.spawn(session.on_reply, type("R", (), {"xid": m.xid, "body": []})())
+    dp.on_send = answer
+    assert session.dump_flows_and_meters() == ([], {})
+    assert [type(m).__name__ for m in dp.sent] == ["OFPFlowStatsRequest",
+                                                   "OFPMeterConfigStatsRequest"]
