@@ -191,3 +191,18 @@ def test_metrics_count_store_faults_and_elections(cluster):
                  "vpc_leader_elected_total 1.0", 'vpc_controller_leader{role="master"'):
         assert line in text, text
     r.election.stop()
+
+
+def test_one_deadline_caps_every_call_inside_it():
+    """A request's conflict loop makes several etcd calls; together they stay
+    within one budget: inside an expired deadline a call makes one attempt
+    and gives up, whatever its own budget."""
+    from controller.store.etcd_client import deadline
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    e = Etcd([f"http://127.0.0.1:{port}"], timeout=0.2, budget=60, sleep=lambda s: None)
+    with deadline(0):
+        with pytest.raises(StoreUnavailable):
+            e.get("/x")
+    assert e.stats["retries"] == 0 and e.stats["unavailable"] == 1
