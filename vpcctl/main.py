@@ -15,6 +15,7 @@ from vpcctl.client import DEFAULT_URL, cidr_segment, path
 from vpcctl.secgroups import group_names, port_groups, security_group
 from vpcctl.tokens import token
 from vpcctl.trace import trace
+from vpcctl.flowlogs import flow_logs
 
 
 @click.group(cls=RootGroup, context_settings=CONTEXT)
@@ -494,6 +495,7 @@ def fip_delete(state, tenant, fip_id):
 cli.add_command(security_group)
 cli.add_command(token)
 cli.add_command(trace)
+cli.add_command(flow_logs)
 
 
 def main():

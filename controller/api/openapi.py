@@ -369,7 +369,44 @@ def _trace_schemas(ipv4):
                 "outputs": {"type": "array", "items": {"type": "object"}},
                 "dropped": {"type": "boolean"}}, ("host", "in_port", "steps", "outputs"),
                closed=False)
+    record = _obj({
+        "tenant": _ref("Name"), "port_id": {"type": "string"}, "host": _ref("Name"),
+        "direction": {"type": "string", "enum": ["egress", "ingress"]},
+        "proto": {"type": "string", "enum": ["tcp", "udp", "icmp"]},
+        "src": ipv4, "dst": ipv4, "sport": _nullable({"type": "integer"}),
+        "dport": _nullable({"type": "integer"}), "icmp_type": _nullable({"type": "integer"}),
+        "packets": {"type": "integer", "minimum": 0}, "bytes": {"type": "integer", "minimum": 0},
+        "reply_packets": {"type": "integer", "minimum": 0},
+        "reply_bytes": {"type": "integer", "minimum": 0},
+        "start": {"type": "number", "description": "Unix seconds."},
+        "end": {"type": "number", "description": "Unix seconds."},
+        "action": {"type": "string", "enum": ["ACCEPT", "REJECT"]},
+        "rule": _nullable({"type": "object"}), "reason": _nullable({"type": "string"}),
+        "basis": {"type": "string"}},
+        ("tenant", "port_id", "direction", "proto", "src", "dst", "packets", "bytes", "start",
+         "end", "action"), closed=False)
+    raw = {"type": "object", "required": ["src", "dst", "proto"],
+           "properties": {k: {"type": "number" if k in ("start", "end") else "integer"}
+                          for k in ("proto", "sport", "dport", "icmp_type", "icmp_code",
+                                    "packets", "bytes", "start", "end")}}
     return {
+        "FlowLogsSet": _obj({"enabled": {"type": "boolean"}}, ("enabled",),
+                            example={"enabled": True}),
+        "FlowLogs": _obj({"tenant": _ref("Name"), "enabled": {"type": "boolean"},
+                          "since": _nullable({"type": "number"}),
+                          "records": {"type": "array", "items": record}},
+                         ("tenant", "enabled", "since")),
+        "HostFlowLogs": _obj({"host": _ref("Name"), "enabled": {"type": "boolean"},
+                              "sampling": {"type": "integer", "minimum": 1},
+                              "interval": {"type": "integer", "minimum": 1}},
+                             ("host", "enabled", "sampling", "interval")),
+        "FlowLogBatch": _obj({"records": {"type": "array", "items": raw, "maxItems": 5000}},
+                             ("records",), example={"records": []},
+                             description="IPFIX flow records as vpcagent/flowlogs.py sends "
+                                         "them: src, dst, proto, ports or ICMP type/code, "
+                                         "packets, bytes, start, end, src_mac, dst_mac."),
+        "FlowLogIngest": _obj({"host": _ref("Name"), "taken": {"type": "integer"},
+                               "ignored": {"type": "integer"}}, ("host", "taken", "ignored")),
         "TraceRequest": _obj({
             "from": {"type": "string", "minLength": 1,
                      "description": "The id (or unique OVS port name) of the tenant's port "

@@ -67,7 +67,8 @@ class Route:
     tag: str = ""
     description: str = None
     access: str = None       # one of ACCESS: who may call it (see the module's docstring)
-    read_only: bool = False  # a POST that changes nothing (a trace: its body is a question)
+    read_only: bool = False  # changes no desired state (a trace's POST is a question;
+    #                          flow logs live in memory, not in the model)
 
     @property
     def params(self):
@@ -204,6 +205,26 @@ ROUTES = (
                       "connection) is run through the flows the controller wants on each "
                       "host, with the flow simulator; with `live` also through "
                       "`ofproto/trace` on the real switches, and differences are reported."),
+    # flow logs (docs/user-guide.md#flow-logs): in memory, not desired state
+    Route("PUT", _T + "/flow-logs", "set_flow_logs", "setFlowLogs",
+          "Turn a tenant's flow logs on or off.", 200, "FlowLogs",
+          "The tenant's flow-log setting.", body="FlowLogsSet", errors=(404,),
+          tag="troubleshooting", access="tenant", read_only=True,
+          description="Off by default, and again after a controller restart (flow logs are "
+                      "kept in memory). Off drops the tenant's records."),
+    Route("GET", _T + "/flow-logs", "get_flow_logs", "getFlowLogs",
+          "The tenant's flow logs: accepted and rejected connections per port.", 200,
+          "FlowLogs", "The setting and the records, oldest first.", errors=(404,),
+          tag="troubleshooting", access="tenant"),
+    Route("GET", "/v1/hosts/{host}/flow-logs", "host_flow_logs", "getHostFlowLogs",
+          "Whether the host's agent is to export IPFIX flow records now.", 200,
+          "HostFlowLogs", "What to export.", errors=(404,), tag="troubleshooting",
+          access="host"),
+    Route("POST", "/v1/hosts/{host}/flow-logs", "post_host_flow_logs", "postHostFlowLogs",
+          "Hand in flow records the host's bridge exported (the agent).", 200,
+          "FlowLogIngest", "How many records belong to a tenant with flow logs on.",
+          body="FlowLogBatch", errors=(404,), tag="troubleshooting", access="host",
+          read_only=True),
     # tokens (docs/security.md)
     *_tokens("tenant", _T + "/tokens", ("list_tenant_tokens", "create_tenant_token",
                                          "delete_tenant_token"),

@@ -19,6 +19,7 @@ from controller.model.state import (KINDS, NETWORK_TYPES, SEGMENT_RANGE, Host, P
                                     Tenant, record, subnet_key)
 from controller.service import validate as v
 from controller.service.errors import bad_request, conflict, not_found
+from controller.service.flowlogs import FlowLogOperations
 from controller.service.mutator import active as mutator_active, mutator
 from controller.service.nat import NatOperations
 from controller.service.secgroups import SecurityGroupOperations
@@ -28,7 +29,7 @@ from controller.service.views import NullTopology, Views
 
 
 class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
-                 TraceOperations):
+                 TraceOperations, FlowLogOperations):
     def __init__(self, state, store, topology=None, underlay_mtu=1500, on_change=None,
                  lock=None):
         self.state = state

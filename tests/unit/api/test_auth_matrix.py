@@ -157,6 +157,8 @@ SAMPLES = {
     "listHostTokens": ({}, None), "createHostToken": ({}, {"name": "new"}),
     "deleteHostToken": ({}, None),
     "tracePacket": ({}, {"from": "$port_h1", "to": "10.0.0.9", "proto": "tcp", "dport": 22}),
+    "setFlowLogs": ({}, {"enabled": True}), "getFlowLogs": ({}, None),
+    "getHostFlowLogs": ({}, None), "postHostFlowLogs": ({}, {"records": []}),
 }
 
 

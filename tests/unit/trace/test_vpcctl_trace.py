@@ -42,3 +42,29 @@ def test_trace_usage_and_refusals(server, vpc):  # noqa: F811
     assert "does not exist" in vpc.fail(1, "trace", "blue", "--from", "c1", "--to", "10.0.0.3")
     assert "IPv4" in vpc.fail(1, "trace", "red", "--from", "c1", "--to", "10.0.0.3",
                               "--src-ip", "10.0.0.300")
+
+
+def test_flow_logs_command(server, vpc):  # noqa: F811
+    import json
+    import time
+    p1, p2 = plug(server, vpc)
+    assert vpc.ok("flow-logs", "red", "--on").strip() == "flow logs of red: on"
+    now = time.time()
+    recs = [{"src": p1["ip"], "dst": p2["ip"], "proto": 1, "icmp_type": 8, "icmp_code": 0,
+             "packets": 3, "bytes": 252, "start": now - 600, "end": now - 599,
+             "src_mac": p1["mac"], "dst_mac": p2["mac"]},
+            {"src": p1["ip"], "dst": p2["ip"], "proto": 6, "sport": 40000, "dport": 22,
+             "packets": 2, "bytes": 120, "start": now - 5, "end": now - 4,
+             "src_mac": p1["mac"], "dst_mac": p2["mac"]}]
+    server.service.flow_book.ingest(server.state, server.service.topology_view(server.state),
+                                    "h1", recs)
+    table = vpc.ok("flow-logs", "red")
+    assert table.splitlines()[0].split()[:4] == ["START", "PORT", "DIR", "PROTO"]
+    assert len(table.strip().splitlines()) == 3
+    lines = vpc.ok("flow-logs", "red", "--since", "5m", "--jsonl").strip().splitlines()
+    assert [json.loads(x)["dport"] for x in lines] == [22]
+    assert vpc.ok("flow-logs", "red", "--action", "reject", "--jsonl").strip() == ""
+    assert "a duration" in vpc.fail(2, "flow-logs", "red", "--since", "5 minutes")
+    assert "does not exist" in vpc.fail(1, "flow-logs", "blue")
+    assert vpc.json("flow-logs", "red", "--off") == {"tenant": "red", "enabled": False,
+                                                     "since": None}
