@@ -65,7 +65,7 @@ def main(argv=None):
     hist_dir = a.history_dir or os.path.join(work, "histories")
     os.makedirs(hist_dir, exist_ok=True)
     lab = FaultLab(os.path.join(work, "lab"), lease_ttl=a.ttl, election_ms=a.etcd_election_ms,
-                   heartbeat_ms=max(10, a.etcd_election_ms // 10), log=log)
+                   heartbeat_ms=max(10, a.etcd_election_ms // 10), log=log, prefix="bfl")
     runs = []
 
     def _terminate(signum, frame):

@@ -134,7 +134,9 @@ def call(url, method, path, body=None, timeout=10):
 
 class FaultLab:
     def __init__(self, workdir, hosts=2, lease_ttl=1, election_ms=500, heartbeat_ms=50,
-                 retry_budget=2.0, log=print):
+                 retry_budget=2.0, log=print, prefix="vt"):
+        """prefix: of the lab's name; "vt" (the tests') lets tests/lab/conftest.py
+        reap the lab of a killed test run."""
         self.workdir = Path(workdir)
         self.log = log
         self.lease_ttl = lease_ttl
@@ -148,7 +150,7 @@ class FaultLab:
             if retry_budget:
                 env["VPC_STORE_RETRY_BUDGET"] = str(retry_budget)
             self.ctls.append(Controller(self.workdir / f"ctl{i}", extra_env=env))
-        self.lab = lablib.Lab(name=f"vf{secrets.token_hex(2)}", hosts=hosts,
+        self.lab = lablib.Lab(name=f"{prefix}{secrets.token_hex(2)}", hosts=hosts,
                               of_port=self.ctls[0].of_port)
         self.of_relays = ExtraRelays(self.lab, [c.of_port for c in self.ctls[1:]])
         self.ping_tenant = None
