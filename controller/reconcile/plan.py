@@ -189,7 +189,11 @@ class SwitchSync:
             p = plan(delta.desired.values() if delta is not None else desired, installed,
                      self.meters)
         if p.meter_adds or p.meter_modifies:     # before the flows that use them
-            self.flow_mods += self.session.set_meters(p.meter_adds, p.meter_modifies)
+            early = getattr(self.session, "send_meters", None) if p.deletes or p.adds else None
+            if early is not None:     # checked at the bundle's barrier: no round trip
+                self.flow_mods += early(p.meter_adds, p.meter_modifies)
+            else:
+                self.flow_mods += self.session.set_meters(p.meter_adds, p.meter_modifies)
         if p.deletes or p.adds:
             self.flow_mods += self.session.apply(p.deletes, p.adds)
         if p.meter_deletes:                      # after the flows that used them

@@ -212,3 +212,32 @@ def test_ports_come_from_the_handshake_and_both_dumps_share_one_round_trip():
     assert session.dump_flows_and_meters() == ([], {})
     assert [type(m).__name__ for m in dp.sent] == ["OFPFlowStatsRequest",
                                                    "OFPMeterConfigStatsRequest"]
+
+
+def test_meters_sent_before_a_bundle_are_checked_at_its_barrier():
+    from controller.compile.meters import port_meter
+    dp = FakeDp()
+    session = ofsession.OFSession(dp)
+    refuse = []
+
+    def answer(msg):
+        if isinstance(msg, parser.OFPMeterMod) and refuse:
+            err = type("E", (), {"xid": msg.xid, "type": 1, "code": 2})()
+            eventlet.spawn(session.on_error, err)
+        elif not isinstance(msg, parser.OFPMeterMod):
+            eventlet.spawn(session.on_reply, msg)
+    dp.on_send = answer
+    f1 = flow(Table.L2, 100, {"in_port": 1}, actions=[("output", 2)])
+    assert session.send_meters([port_meter(1)]) == 1
+    session.apply([], [f1])
+    kinds = [type(m).__name__ for m in dp.sent]
+    assert kinds == ["OFPMeterMod", "ONFBundleCtrlMsg", "OFPBarrierRequest", "ONFBundleCtrlMsg"]
+    refuse.append(True)
+    session.send_meters([port_meter(2)])
+    try:
+        session.apply([], [f1])
+    except ofsession.SwitchError as exc:
+        assert "refused" in str(exc)
+    else:
+        raise AssertionError("a refused meter-mod must fail the bundle")
+    assert session._early == [] and not session._watch
