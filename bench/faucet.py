@@ -181,9 +181,13 @@ def flows_per_switch(lab):
 
 
 def throughput(lab, repeat, seconds):
+    """iperf3 `repeat` times: the median and the spread (runs vary by up to
+    2x on a shared 2-core machine: one run says little)."""
     runs = [iperf3(lab, lab.container_ns("blue2"), lab.container_ns("blue1"), IP[2],
                    seconds=seconds)["mbit_s"] for _ in range(repeat)]
-    return {"mbit_s": statistics.median(runs), "runs": runs}
+    return {"mbit_s": round(statistics.median(runs), 1), "runs": runs, "min": min(runs),
+            "max": max(runs),
+            "stdev": round(statistics.stdev(runs), 1) if len(runs) > 1 else None}
 
 
 def config_change(lab, apply_change, flow_mods):
@@ -243,7 +247,7 @@ def run_ours(lab, workdir, args):
                     raise lablib.LabError(f"POST port: {status} {resp}")
         res = measure(lab, args, lambda: ctl.metric_sum("vpc_flow_mods_total"), lambda: (
             ctl.api.post("/v1/tenants/blue/ports", {"host": "h1", "port": "vb3", "ip": NEW_IP,
-                                                    "mac": mac_of("blue", 3)})))
+                                                    "mac": mac_of("blue", 3)})), ctl=ctl)
         res["controller_rss_mib"] = common.proc_status(ctl.pid, "VmHWM")
         status, health = ctl.api.get("/v1/health")
         pis = health.get("packet_ins") if status == 200 and isinstance(health, dict) else None
@@ -369,19 +373,49 @@ def _faucet_version():
         return None
 
 
-def measure(lab, args, flow_mods, change):
-    times = []
+def measure(lab, args, flow_mods, change, ctl=None):
+    times, parts = [], []
     for r in range(args.repeat):
-        ms, _ = connect_to_ping(lab)
+        offset = ctl.log_size() if ctl else None
+        ms, t0 = connect_to_ping(lab)
         times.append(ms)
-        common.log(TAG, f"  connect -> first ping: {ms} ms")
+        if ctl is not None and ms is not None:
+            parts.append(breakdown(ctl, offset, t0, ms))
+        common.log(TAG, f"  connect -> first ping: {ms} ms {parts[-1] if parts else ''}")
     time.sleep(1.0)
     res = {"connect_to_ping_ms": common.percentiles(times), "connect_to_ping_runs": times,
            "flows_per_switch": flows_per_switch(lab)}
-    res["iperf3"] = throughput(lab, args.repeat if args.repeat <= 3 else 3, args.seconds)
+    if parts:
+        res["connect_breakdown_runs"] = parts
+        res["connect_breakdown_ms"] = {k: common.percentiles([p[k] for p in parts
+                                                              if p[k] is not None])
+                                       for k in parts[0]}
+    res["iperf3"] = throughput(lab, args.repeat, args.seconds)
     res["config_change"] = config_change(lab, change, flow_mods)
     res["flows_per_switch_after_change"] = flows_per_switch(lab)
     return res
+
+
+def breakdown(ctl, offset, t0, ping_ms):
+    """Where connect -> first ping went, from our controller's timestamped log:
+    set-controller -> the later of the two switches' "switch connected" lines
+    (OVS reconfiguring the bridge, connecting through the relay, the OpenFlow
+    handshake), -> its "reconciled" line (our first reconcile: ports, flow
+    and meter dump, compile, meters, bundle), -> the first echo reply (the
+    ping's interval, ARP, the datapath)."""
+    con = {d: t for t, d in ctl.connects(offset)}
+    rec = {}
+    for t, d, *_ in ctl.reconciles(offset):
+        rec.setdefault(d, t)
+    if len(con) < 2 or len(rec) < 2:
+        return {"to_connected": None, "first_reconcile": None, "reconcile_own_ms": None,
+                "to_reply": None}
+    connected = max(con.values())
+    reconciled = max(rec.values())
+    return {"to_connected": round((connected - t0) * 1000, 1),
+            "first_reconcile": round((reconciled - connected) * 1000, 1),
+            "reconcile_own_ms": max(r[2] for r in ctl.reconciles(offset)),
+            "to_reply": round(ping_ms - (reconciled - t0) * 1000, 1)}
 
 
 def reset_new_port(lab):

@@ -5,6 +5,8 @@
 """
 import time
 
+import report_goals
+
 HOW = """\
 # Benchmarks
 
@@ -15,7 +17,7 @@ of each part is given): treat them as orders of magnitude on a small shared
 2-core box, not as guarantees.  No benchmark has a threshold; nothing here
 is a test.
 
-    sudo .venv/bin/python bench/run.py              # everything (about 25 min on 2 cores)
+    sudo .venv/bin/python bench/run.py              # everything (about 40 min on 2 cores)
     sudo .venv/bin/python bench/run.py --quick      # small sizes, to check the suite
     sudo .venv/bin/python bench/run.py --only scale,flowcount
     sudo .venv/bin/python bench/scale.py --hosts 50 --ports 20   # any part alone: JSON on stdout
@@ -88,6 +90,7 @@ def attach_section(found):
     out += "| from POST to | p50 ms | p95 ms | p99 ms | max ms | n |\n|---|---|---|---|---|---|\n"
     for key, what in (("post_ms", "the 201 reply"),
                       ("host_flows_ms", "new port's host reconciled (bundle acknowledged)"),
+                      ("host_reconcile_ms", "(that reconcile's own duration, compile to commit)"),
                       ("all_flows_ms", "last host of the tenant reconciled"),
                       ("ping_ms", "**first echo reply** (from another host)")):
         d = r.get(key) or {}
@@ -116,16 +119,14 @@ def attach_section(found):
             send = f"less than {min(shown)}" if shown else "–"
         out += (f"Compiling (`VpcController._compile`) is "
                 f"{_f(_incl(prof, 'VpcController._compile'))} % of the controller's busy "
-                f"samples, sending {send} %: "
-                f"each POST recompiles the complete flow set of every host of the tenant "
-                f"(p50 {_pct(r.get('switches_reconciled_per_post'), 'p50')} hosts) to send a "
-                f"few dozen flow-mods (the new port's host first, then the others, at most "
-                f"`VPC_RECONCILE_PARALLEL` at a time, in one process) -- so the time grows "
-                f"with the ports in the lab.  Compiling only the flows of the tenant that "
-                f"changed, instead of whole hosts, is the next step for this number.\n\n")
+                f"samples, sending {send} %.  Each POST recompiles, on each host of the "
+                f"tenant (p50 {_pct(r.get('switches_reconciled_per_post'), 'p50')} hosts), "
+                f"only the pieces whose inputs changed (the tenant's, the new port's own: "
+                f"controller/compile/incremental.py) and sends that delta, the new port's "
+                f"host first, at most `VPC_RECONCILE_PARALLEL` hosts at a time.\n\n")
     out += ("Also in the clock: the POST itself (validation, an fsync'd journal append, "
-            "the reply: the first row) and, per host, a bundle (open, adds, barrier, commit: "
-            "four round trips).  Kernel ARP is taken "
+            "the reply: the first row) and, per host, a bundle (open and adds sent "
+            "together, a barrier, the commit: two round trips).  Kernel ARP is taken "
             "out of the measurement with static neighbour entries (its 1 s retry timer would "
             "otherwise dominate); the ARP responder flows arrive in the same bundle as the "
             "forwarding flows anyway.\n\n")
@@ -211,7 +212,9 @@ def scale_section(found):
     ]
     out += "".join(f"| {a} | {b} | {cc} |\n" for a, b, cc in rows)
     out += (f"\nOffline, the pure compiler needs {_f(r.get('offline_compile_all_s'))} s for all "
-            f"{r['hosts']} datapaths (one after the other, one core).\n\n")
+            f"{r['hosts']} datapaths (one after the other, one core, the full compile "
+            f"without the incremental compiler's sharing).\n\n")
+    out += report_goals.raw_install_rows(r)
     prof = c.get("pyspy_profile") or {}
     if prof.get("samples"):
         out += (f"**Where the controller spends the cold start** (py-spy, {prof['samples']} "
@@ -310,8 +313,9 @@ def scale_findings(r):
         "connects makes only its overlay peers recompile, not every switch; at most "
         "`VPC_RECONCILE_PARALLEL` switches reconcile at once, and compiling and message "
         "building yield between pieces, so handshakes and replies are not starved and no "
-        "bundle idles into OVS's 10 s bundle timeout; serialized flow-mods are cached by "
-        "flow (a tenant's flows are the same bytes on each of its hosts); flow dumps are "
+        "bundle idles into OVS's 10 s bundle timeout; the pieces of a tenant that are the "
+        "same on each of its hosts are compiled once and each distinct flow is encoded "
+        "once (bytes cached by cookie, bundle-adds packed into 64 KiB buffers); flow dumps are "
         "parsed for cookies only; the model keeps per-tenant/per-host indexes and the "
         "topology a cached snapshot; an unsolicited bundle error fails the reconcile; "
         "the bench's socat relay listened with socat's default backlog of 5, so with 100 "
@@ -412,7 +416,8 @@ def faucet_section(found):
          fl(fa.get("flows_per_switch"))),
         ("flows per switch after adding the port", fl(o.get("flows_per_switch_after_change")),
          fl(fa.get("flows_per_switch_after_change"))),
-        ("iperf3 blue h1 -> h2, Mbit/s (median)", _f((o.get("iperf3") or {}).get("mbit_s")),
+        ("iperf3 blue h1 -> h2, Mbit/s (median of the runs below)",
+         _f((o.get("iperf3") or {}).get("mbit_s")),
          _f((fa.get("iperf3") or {}).get("mbit_s"))),
         ("add a port: how", "POST /v1/tenants/blue/ports", "edit faucet.yaml + SIGHUP"),
         ("add a port: flow-mods sent (controller's own counter)", _f(oc.get("flow_mods")),
@@ -429,6 +434,7 @@ def faucet_section(found):
     ]
     out += "| | ours | Faucet |\n|---|---|---|\n"
     out += "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows)
+    out += "\n" + report_goals.faucet_extra(r)
     out += ("\nHow to read it: Faucet is a reactive learning switch per VLAN (MACs by "
             "packet-in, flows for learned hosts only); ours is proactive (every port of the "
             "tenant, ARP answered by flows, anti-spoofing and security groups in the "
@@ -486,7 +492,8 @@ def glance(found):
 
 
 def render(found):
-    parts = [HOW, "\n", glance(found), machine_section(found), attach_section(found), scale_section(found),
+    parts = [HOW, "\n", glance(found), report_goals.goals_section(found), machine_section(found),
+             attach_section(found), report_goals.growth_section(found), scale_section(found),
              dataplane_section(found), flowcount_section(found), faucet_section(found)]
     return "".join(parts).rstrip() + "\n"
 
@@ -510,6 +517,9 @@ def summary(doc):
                          "peak_rss_mib": c.get("controller_peak_rss_mib"),
                          "warm_reconciled_s": w.get("last_reconcile_s"),
                          "warm_flow_mods": w.get("flow_mods_metric")}
+        elif name == "attach_growth":
+            out[name] = {s.get("bulk_ports"): (s.get("ping_ms") or {}).get("p50")
+                         for s in res.get("sizes") or []}
         elif name == "dataplane":
             out[name] = {k: {"ratio": v.get("ratio"), "rtt_ratio": v.get("rtt_ratio"),
                              "packet_ins": v.get("packet_ins")}

@@ -5,6 +5,7 @@
 
 Parts (each is also a script of its own, printing JSON):
   attach     bench/attach.py     POST of a port -> first ping from another host
+  attach_growth  bench/attach_growth.py  the same with 100, 1,000, 5,000 ports in the lab
   scale      bench/scale.py      100 dummy datapaths x 50 ports: cold / warm start
   dataplane  bench/dataplane.py  throughput and RTT vs plain OVS NORMAL, packet-ins
   flowcount  bench/flowcount.py  flows per switch: compiler vs docs/pipeline.md
@@ -33,9 +34,9 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 import report  # noqa: E402
 
-PARTS = ("attach", "scale", "dataplane", "flowcount", "faucet")
+PARTS = ("attach", "attach_growth", "scale", "dataplane", "flowcount", "faucet")
 OPTIONAL = ("faults",)          # not in the default run; --only faults
-NEEDS_ROOT = {"attach", "scale", "dataplane", "faucet", "faults"}
+NEEDS_ROOT = {"attach", "attach_growth", "scale", "dataplane", "faucet", "faults"}
 RESULTS = os.path.join(HERE, "results")
 DOC = os.path.join(common.REPO, "docs", "benchmarks.md")
 

@@ -280,6 +280,18 @@ def run_size(args, hosts, ports, tenants, tph):
         result["warm"] = warm
         common.log(TAG, f"warm: all reconciled in {warm.get('last_reconcile_s')} s, "
                         f"{warm.get('flow_mods_log')} flow-mods")
+
+        # --- the floor: the same flows, installed by ovs-ofctl ---------------------------
+        ctl.stop()
+        result["raw_install"] = raw_install(farm, bridges, sc, expected, workdir)
+        raw_s = result["raw_install"].get("seconds")
+        if raw_s:
+            result["cold_vs_raw"] = round(cold["converge_s"] / raw_s, 1)
+            first = cold.get("first_connect_s") or 0
+            result["cold_from_first_connect_vs_raw"] = round(
+                (cold["converge_s"] - first) / raw_s, 1)
+        common.log(TAG, f"raw install: {raw_s} s; cold start / raw = "
+                        f"{result.get('cold_vs_raw')}")
         return result
     except BaseException:
         common.log(TAG, f"failed; controller log tail:\n{ctl.tail(20)}")
@@ -293,6 +305,65 @@ def run_size(args, hosts, ports, tenants, tph):
             shutil.rmtree(workdir, ignore_errors=True)
             if problems:
                 common.log(TAG, f"cleanup problems: {problems}")
+
+
+def raw_install(farm, bridges, sc, expected, workdir):
+    """The very flows our controller installed, read back from its bridges
+    (``dump-flows --no-stats --no-names``), installed with ``ovs-ofctl
+    --bundle add-flows`` into new, empty bridges of the same ovs-vswitchd
+    with the same port numbers, one bridge after the other: the floor our
+    cold start is compared with.  The meters those flows use are added first
+    and not timed (ovs-ofctl adds one meter per call; our cold start sends
+    them too, a few dozen per bridge)."""
+    from concurrent.futures import ThreadPoolExecutor
+    raw = [(f"r{br[1:]}", br) for br, _ in bridges]
+    files, meters, lines = {}, [], 0
+    for r, br in raw:
+        text = farm.dump_flows_text(br)
+        flows = [ln.strip() for ln in text.splitlines() if "actions=" in ln]
+        lines += len(flows)
+        files[r] = os.path.join(workdir, f"{r}.flows")
+        with open(files[r], "w") as f:
+            f.write("\n".join(flows) + "\n")
+        meters += [(r, m) for m in parse_meters(farm.dump_meters_text(br))]
+    farm.add_plain_bridges([(r, sc.ofports()) for r, _ in raw])
+    try:
+        t = time.perf_counter()
+        with ThreadPoolExecutor(4) as ex:
+            list(ex.map(lambda rm: farm.ofctl("add-meter", rm[0], rm[1]), meters))
+        meters_s = time.perf_counter() - t
+        t = time.perf_counter()
+        for r, _ in raw:
+            farm.ofctl("add-flows", r, "--bundle", files[r], timeout=600)
+        seconds = time.perf_counter() - t
+        counts = {r: farm.flow_count(r) for r, _ in raw}
+        want = {r: expected[d] for (r, _), (_, d) in zip(raw, bridges)}
+        short = {r: [counts[r], want[r]] for r in counts if counts[r] != want[r]}
+    finally:
+        farm.del_bridges([r for r, _ in raw])
+    return {"seconds": round(seconds, 3), "flows": lines,
+            "flows_per_s": round(lines / seconds) if seconds else None,
+            "bridges": len(raw), "bridges_short": short,
+            "meters": len(meters), "meters_s_untimed": round(meters_s, 2),
+            "how": "ovs-ofctl -O OpenFlow13 add-flows --bundle, one process per bridge, "
+                   "bridges one after the other, into empty dummy bridges of the same "
+                   "ovs-vswitchd (controller stopped)"}
+
+
+def parse_meters(text):
+    """`ovs-ofctl dump-meters` output -> the add-meter argument of each meter."""
+    out, cur = [], None
+    for ln in text.splitlines():
+        ln = ln.strip()
+        if ln.startswith("meter="):
+            if cur:
+                out.append(cur)
+            cur = ln
+        elif cur and ln.startswith("type="):
+            cur += ln
+    if cur:
+        out.append(cur)
+    return out
 
 
 def controller_settings():
