@@ -265,12 +265,13 @@ def path(ctx, out):
     src_host = ctx.state.hosts.get(ctx.req.src.host)
     if src_host is not None:
         add(port_node(src_host.dpid, ctx.req.src.port))
-    for hop in out.get("hops") or ():
+    for i, hop in enumerate(out.get("hops") or ()):
         h = ctx.wiring.hosts[hop["host"]]
+        if i > 0:                                  # in by its tunnel port or uplink
+            add(port_node(h.dpid, hop["in_port_name"]))
         add(dp_node(h.dpid))
         for o in hop["outputs"]:
-            if o["to"].startswith("port ") or o["to"].startswith("the outside"):
-                add(port_node(h.dpid, o["name"]))
+            add(port_node(h.dpid, o["name"]))
     if not out.get("hops") and src_host is not None:
         add(dp_node(src_host.dpid))
     return nodes

@@ -56,6 +56,7 @@ def test_delivered_across_hosts_with_every_table_named():
     assert sg_in["owner"]["rule"]["text"] == "ingress any from sg:default"
     assert out["arp"]["answered_by"] == "ARP answer for port p2 (c2 on h2, 10.0.0.3)"
     assert out["path"] == ["port:0000000000000001:c1", "dp:0000000000000001",
+                           "port:0000000000000001:vxlan0", "port:0000000000000002:vxlan0",
                            "dp:0000000000000002", "port:0000000000000002:c2"]
 
 

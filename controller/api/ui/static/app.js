@@ -32,6 +32,8 @@
   var last = null;          // the last data loaded, to redraw on a toggle
   var drawn = 0;
   var laidOut = false;
+  var lastAlias = {};       // topology node id -> drawn node id (trace.js maps paths)
+  var hooks = [];           // called after every draw (trace.js re-applies its path)
 
   $("period").textContent = String(PERIOD);
   $("metrics-link").href = BASE + "/metrics";
@@ -249,6 +251,7 @@
         (l.attachment === "standby" ? " standby" : "") + (l.in_tree ? " tree" : "");
       addEdge(a, b, cls, l, "link:" + [l.source, l.target].sort().join("|"));
     });
+    lastAlias = alias;
     return { elements: nodes.concat(edges), counts: counts };
   }
 
@@ -384,6 +387,7 @@
     s.dataset.tunnels = String(cy.edges(".tunnel").length);
     s.dataset.links = String(cy.edges(".link").length);
     document.title = "VPC topology: " + c.hosts + " hosts, " + c.ports + " ports";
+    hooks.forEach(function (f) { f(); });
   }
 
   function refresh() {
@@ -405,6 +409,11 @@
       setTimeout(refresh, PERIOD * 1000);
     });
   }
+
+  // for trace.js: the graph, where the API is, and a hook after each draw
+  window.vpcTopo = { cy: cy, base: BASE, token: TOKEN, drawn: function () { return drawn; },
+                     node: function (id) { return lastAlias[id] || id; },
+                     onDraw: function (f) { hooks.push(f); } };
 
   $("show-infra").addEventListener("change", function () {
     if (last) { draw(last); }
