@@ -65,7 +65,9 @@ ERROR_CODES = [
     "method_not_allowed", "too_large", "unsupported_media_type",
     # 409
     "conflict", "duplicate", "in_use", "overlap", "exhausted", "no_subnet",
-    "ip_in_use", "mac_in_use", "no_external",
+    "ip_in_use", "mac_in_use", "no_external", "busy",
+    # 503 (the store: docs/ha.md)
+    "store_unavailable", "outcome_unknown", "store_error",
 ]
 
 
@@ -75,12 +77,17 @@ def _error_text(max_body):
                "range or not of its kind, or a rule between fields (see the operation).",
         "404": "The tenant, host or object in the path (or a host/subnet named in the body) "
                "does not exist.",
-        "409": "Duplicate, in use, overlapping, or nothing free left.",
+        "409": "Duplicate, in use, overlapping, or nothing free left; `busy`: the model kept "
+               "changing under the request (several controllers), try again.",
         "401": "No token, or a token that is unknown, revoked or expired (authentication on).",
         "403": "A valid token that may not do this (authentication on).",
         "413": f"Request body over {max_body} bytes.",
         "415": "Content-Type is not application/json.",
         "429": "Too many failed authentications from this address; see Retry-After.",
+        "503": "The store did not answer within the request's budget (etcd electing a leader, "
+               "members down); see Retry-After. `store_unavailable`: nothing was written; "
+               "`outcome_unknown`: the change may have been made, read before retrying "
+               "(docs/ha.md).",
     }
 
 
@@ -465,6 +472,8 @@ def operation(route):
         codes |= {400, 413, 415}
     if route.access != "open":
         codes |= {401, 429} | ({403} if route.access != "any" else set())
+    if route.writes:
+        codes |= {409, 503}
     responses.update(_errors(*sorted(codes)))
     op = {"operationId": route.op_id, "summary": route.summary,
           "tags": [route.tag] if route.tag else [], "responses": responses}

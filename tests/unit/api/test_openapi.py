@@ -501,11 +501,14 @@ def test_malformed_body(api, method, path, raw, ctype, status):
 
 def test_every_documented_status_is_exercised():
     """401, 403 and 429 (authentication on) are exercised for every operation
-    by tests/unit/api/test_auth_matrix.py, which checks they are documented."""
+    by tests/unit/api/test_auth_matrix.py, which checks they are documented;
+    409 busy and 503 by test_store_fault_replies.py, on every writing one."""
     seen = {(m.upper(), p, str(s)) for p, ops in DOC["paths"].items() for m in ops
             for s in (401, 403, 429)}
     seen |= {(m.upper(), _operation(m, p)[0], str(s)) for m, p, _b, s, _v, _s in CASES}
     seen |= {(m, _operation(m, p)[0], str(s)) for m, p, _r, _c, s in RAW}
+    # 503 and 409 busy on every writing operation: tests/unit/api/test_store_fault_replies.py
+    seen |= {(r.method, r.path, s) for r in ROUTES if r.writes for s in ("409", "503")}
     documented = {(m.upper(), p, s) for p, ops in DOC["paths"].items()
                   for m, op in ops.items() for s in op["responses"]}
     assert documented - seen == set(), "documented statuses no example produces"
