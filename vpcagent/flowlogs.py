@@ -136,6 +136,28 @@ class Exporter:
         self.flush()
 
 
+def start(controller, bridge="br-int", ovs_rundir=None, netns=None, port=DEFAULT_PORT):
+    """The collector in a thread of vpc-agent (`vpc-agent --flow-logs`):
+    (thread, stop event); setting the event stops it and turns IPFIX off."""
+    ipfix = IpfixSwitch(Ovs(bridge, ovs_rundir), port)
+    sock = listen(port, netns)
+    exporter = Exporter(controller, ipfix, sock)
+    stop = threading.Event()
+
+    def run():
+        try:
+            exporter.run(stop)
+        finally:
+            try:
+                ipfix.set(False)
+            except OvsError as exc:
+                log.warning("could not clear IPFIX: %s", exc)
+            sock.close()
+    thread = threading.Thread(target=run, name="flow-logs", daemon=True)
+    thread.start()
+    return thread, stop
+
+
 def main(argv=None):
     from vpcagent.controller import Controller
     from vpcctl.client import token_from

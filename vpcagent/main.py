@@ -92,6 +92,11 @@ def parse_args(argv=None):
                    help="socket for the CNI plugin (served once the CNI part is installed)")
     p.add_argument("--docker-socket", default="/var/run/docker.sock",
                    help="dockerd's API socket (network options after an agent restart)")
+    p.add_argument("--flow-logs", action="store_true",
+                   help="run the flow-log collector: IPFIX from the bridge while a tenant "
+                        "here has flow logs on (vpcagent/flowlogs.py)")
+    p.add_argument("--flow-logs-port", type=int, default=4739, metavar="PORT",
+                   help="UDP port on 127.0.0.1 (in --netns) the bridge exports IPFIX to")
     p.add_argument("--timeout", type=float, default=10.0, help="controller timeout, seconds")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -156,11 +161,22 @@ def main(argv=None):
         for s in servers:
             server.stop(s)
         return 1
+    collector = None
+    if a.flow_logs:
+        from vpcagent import flowlogs
+        try:
+            collector = flowlogs.start(agent.controller, a.bridge, a.ovs_rundir, a.netns,
+                                       a.flow_logs_port)
+        except OSError as e:
+            log.warning("flow logs: cannot listen on 127.0.0.1:%d: %s", a.flow_logs_port, e)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
     log.info("stopping")
+    if collector is not None:
+        collector[1].set()
+        collector[0].join(10)
     for s in servers:
         server.stop(s)
     agent.host.close()

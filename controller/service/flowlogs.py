@@ -22,16 +22,19 @@ class FlowLogOperations:
 
     @property
     def flow_book(self):
+        """The flow logs; a deleted tenant's go with it (the tenant routes do
+        not tell this mixin, so it is checked on each use)."""
         if self._flow_book is None:
             self._flow_book = FlowLogBook()
+        self._flow_book.prune(self.state.tenants)
         return self._flow_book
 
     def set_flow_logs(self, tenant_name, body):
         """Turn a tenant's flow logs on or off (off: its records are dropped)."""
         v.body_fields(body, required=("enabled",))
         on = v.boolean(body["enabled"], "enabled")
-        self._tenant(tenant_name)
-        self.flow_book.set_enabled(tenant_name, on)
+        tenant = self._tenant(tenant_name)
+        self.flow_book.set_enabled(tenant_name, on, tenant.id)
         return self._flow_logs_view(tenant_name, with_records=False)
 
     def get_flow_logs(self, tenant_name):

@@ -69,17 +69,27 @@ class FlowLogBook:
         self.max_records = max_records
         self.clock = clock
         self.enabled = {}        # tenant -> time flow logs were turned on
+        self.ids = {}            # tenant -> its id then (a tenant made again is another)
         self.conns = {}          # tenant -> OrderedDict (port id, initiator key) -> record
         self.lock = threading.Lock()
         self._verdicts, self._verdicts_of = {}, None
 
-    def set_enabled(self, tenant, on):
+    def set_enabled(self, tenant, on, tenant_id=None):
         with self.lock:
             if on:
                 self.enabled.setdefault(tenant, self.clock())
+                self.ids[tenant] = tenant_id
             else:
                 self.enabled.pop(tenant, None)
+                self.ids.pop(tenant, None)
                 self.conns.pop(tenant, None)
+
+    def prune(self, tenants):
+        """Forget tenants that are gone, or gone and made again (another id)."""
+        for name in list(self.enabled):
+            t = tenants.get(name)
+            if t is None or t.id != self.ids.get(name, t.id):
+                self.forget(name)
 
     def forget(self, tenant):
         self.set_enabled(tenant, False)

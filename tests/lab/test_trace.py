@@ -84,6 +84,8 @@ def test_live_agrees_on_a_working_and_a_blocked_path(api, lab, web):
     ok = trace(api, lab, {"from": c["id"], "to": s["id"], "proto": "tcp", "dport": 80})
     assert ok["verdict"]["code"] == "delivered", ok["verdict"]
     live = ok["live"]
+    print(f"trace latency: simulated {ok['simulated']['ms']} ms "
+          f"({ok['simulated']['flows']} flows), live {live['ms']} ms")
     assert live["available"] and not live["differs"], live
     assert [h["host"] for h in live["hops"]] == ["h1", "h2"]
     assert all(r["same"] for h in live["hops"] for r in h["rows"])

@@ -82,3 +82,14 @@ def test_flow_logs_over_rest(tmp_path):
     assert api.disk() == disk            # nothing of it is desired state
     code, out = api.call("POST", "/v1/hosts/h2/flow-logs", {"records": [{"src": 1}]})
     assert code == 400
+
+
+def test_a_deleted_tenant_takes_its_flow_logs(tmp_path):
+    api = rest_world(tmp_path)
+    api.ok("POST", "/v1/tenants", {"name": "gone", "network": "gre"})
+    api.ok("PUT", "/v1/tenants/gone/flow-logs", {"enabled": True})
+    api.ok("DELETE", "/v1/tenants/gone")
+    assert api.call("GET", "/v1/tenants/gone/flow-logs")[0] == 404
+    api.ok("POST", "/v1/tenants", {"name": "other", "network": "gre"})     # takes gone's id
+    api.ok("POST", "/v1/tenants", {"name": "gone", "network": "gre"})
+    assert api.ok("GET", "/v1/tenants/gone/flow-logs")["enabled"] is False
