@@ -14,13 +14,14 @@ The container is modelled as Linux behaves: it ARPs for the destination
 packet to the MAC the answer gave.  Conntrack starts empty, so the packet is
 the first of a new connection (what `ofproto/trace` assumes by default).
 """
+import functools
 import ipaddress
 import time
 
 from controller.compile.datapath import compile_datapath
 from controller.compile.pipeline import (ARP_REPLY, ARP_REQUEST, ETH_TYPE_ARP, ETH_TYPE_IP,
                                          ICMP_ECHO_REQUEST, IP_PROTO, TUNNEL_PORTS)
-from controller.flowsim import Network, SimError
+from controller.flowsim import Conntrack, FlowTable, Network, SimError, Simulator
 from controller.model.state import subnet_key
 from controller.trace import explain
 from controller.trace.request import parse
@@ -29,28 +30,48 @@ BROADCAST = "ff:ff:ff:ff:ff:ff"
 ICMP_ID = 0x7ace
 
 
-class Wiring:
-    """The simulated network of a trace and how to name its parts."""
+class LazySwitch(Simulator):
+    """A host's switch whose flows are compiled when a packet first gets there:
+    compiling is most of a trace's cost, and the packet visits one or two hosts."""
 
-    def __init__(self, state, topo, tenant, src):
+    def __init__(self, build, name):          # noqa: super().__init__ would compile now
+        self._build, self._table = build, None
+        self.name, self.last, self.ct = name, None, Conntrack()
+        self.flow_count = 0
+
+    @property
+    def table(self):
+        if self._table is None:
+            flows = self._build()
+            self.flow_count = len(flows)
+            self._table = FlowTable.from_flows(flows)
+        return self._table
+
+
+class Wiring:
+    """The simulated network of a trace and how to name its parts.
+
+    The hosts are the sender's and the destination port's: a unicast packet
+    goes nowhere else (a flood's copies to other hosts, which no port there
+    takes, are not followed)."""
+
+    def __init__(self, state, topo, tenant, src, dst_port=None):
         self.state, self.topo, self.tenant = state, topo, tenant
         self.net = Network()
         self.hosts = {}          # name -> Host, for the hosts in the network
         self.port_names = {}     # host -> {ofport: OVS port name}
         self.by_location = {}    # (host, ofport) -> model Port
         self.by_tunnel_ip = {}
-        self.flow_count = 0
         uplinks = []
-        names = {p.host for p in state.ports_of(tenant.name)} | {src.host}
+        names = {src.host} | ({dst_port.host} if dst_port is not None else set())
         for name in sorted(names):
             host = state.hosts.get(name)
             if host is None or not topo.connected(host.dpid):
                 continue
             ofports = dict(topo.ports(host.dpid))
-            flows = compile_datapath(state, topo, host.dpid)
-            self.flow_count += len(flows)
+            sim = LazySwitch(functools.partial(compile_datapath, state, topo, host.dpid), name)
             tunnels = {ofports[n]: kind for kind, n in TUNNEL_PORTS.items() if n in ofports}
-            self.net.add_switch(name, flows, tunnel_ip=host.tunnel_ip if tunnels else None,
+            self.net.add_switch(name, sim, tunnel_ip=host.tunnel_ip if tunnels else None,
                                 tunnel_ports=tunnels)
             self.hosts[name] = host
             self.by_tunnel_ip[host.tunnel_ip] = name
@@ -62,6 +83,20 @@ class Wiring:
                     self.by_location[(name, ofports[p.port])] = p
         if uplinks:
             self.net.add_fabric("uplinks", *uplinks)
+
+    @property
+    def flow_count(self):
+        """Flows compiled for this trace (the hosts the packet reached)."""
+        return sum(s.sim.flow_count for s in self.net.switches.values())
+
+    def really_lost(self, lost):
+        """Frames sent to a tunnel endpoint that is no connected host (the
+        other hosts were left out of the trace on purpose)."""
+        live = {h.tunnel_ip for h in self.state.hosts.values() if self.topo.connected(h.dpid)}
+        return [x for x in lost if x.packet.get("tun_ipv4_dst") not in live]
+
+    def compiled(self):
+        return sorted(n for n, s in self.net.switches.items() if s.sim.flow_count)
 
     def ofport(self, port):
         """The port's OpenFlow number on its host, None when it has no OVS port
@@ -118,7 +153,7 @@ def trace(state, topo, tenant_name, body, live=None):
     (or any callable of the simulated hops), used when the request asks."""
     started = time.perf_counter()
     req = parse(state, tenant_name, body)
-    wiring = Wiring(state, topo, req.tenant, req.src)
+    wiring = Wiring(state, topo, req.tenant, req.src, req.dst_port)
     ctx = explain.Context(state, wiring, req)
     out = {"tenant": req.tenant.name, "packet": ctx.packet_view(), "arp": None, "hops": [],
            "verdict": None}
@@ -139,11 +174,11 @@ def trace(state, topo, tenant_name, body, live=None):
                 sim_hops = list(wiring.net.hops)
                 out["hops"] = [ctx.hop_view(h) for h in sim_hops]
                 out["verdict"] = explain.verdict(ctx, wiring.net.hops, deliveries,
-                                                 wiring.net.lost)
+                                                 wiring.really_lost(wiring.net.lost))
     except SimError as exc:      # the desired flows do something OVS would refuse
         out["verdict"] = explain.simulator_error(ctx, exc)
     out["path"] = explain.path(ctx, out)
-    out["simulated"] = {"hosts": sorted(wiring.hosts), "flows": wiring.flow_count,
+    out["simulated"] = {"hosts": wiring.compiled(), "flows": wiring.flow_count,
                         "ms": round((time.perf_counter() - started) * 1000, 2)}
     if req.live:
         started = time.perf_counter()
