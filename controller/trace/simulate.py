@@ -1,9 +1,9 @@
 """Run one made-up packet through the desired flows of every host it crosses.
 
-The hosts are the ones the tenant has ports on (and the sender's): each gets
-the flow set the compiler wants on its bridge (compile_datapath, the same
-function the reconciler's flows come from), and flowsim wires them as the
-network does: VXLAN/GRE ports by tunnel IP, the uplinks on one VLAN fabric
+The hosts are the sender's and the destination port's: each gets the flow
+set the compiler wants on its bridge (compile_datapath, the same function the
+reconciler's flows come from), compiled when the packet first gets there, and
+flowsim wires them as the network does: VXLAN/GRE ports by tunnel IP, the uplinks on one VLAN fabric
 (taken as delivering a tagged frame to every other uplink, as the lab's
 and a plain L2 fabric do; fabric switches' own flows are not simulated).
 A host whose bridge is not connected holds no flows: it is left out, and a
