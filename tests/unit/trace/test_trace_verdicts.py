@@ -175,3 +175,18 @@ def test_the_trace_changes_nothing():
     for body in ({"from": "p1", "to": "p2"}, {"from": "p1", "to": "8.8.8.8"}):
         run(w, body)
     assert w.state.to_collections() == before
+
+
+def test_dhcp_server_reply_is_spoofing():
+    v = run(world(), {"from": "p1", "to": "p2", "proto": "udp", "sport": 67, "dport": 68})[
+        "verdict"]
+    assert v["code"] == "spoof"
+    assert v["reason"] == "dropped: port p1 may not send DHCP server replies (UDP from port 67)"
+
+
+def test_nat_miss_while_the_gateway_mac_is_unknown():
+    w = world(external=(1,), snat=("red",), gateway_known=False)
+    v = run(w, {"from": "p1", "to": "198.51.100.7", "proto": "udp", "dport": 53})["verdict"]
+    assert v["code"] == "nat_miss" and v["table_name"] == "EXT_OUT"
+    assert v["reason"] == ("dropped on h1 (NAT miss): the MAC of the external gateway "
+                           "203.0.113.1 is not known yet (it did not answer ARP)")
