@@ -116,9 +116,10 @@ def render_live(live):
             lines.append(f"  {mark} {row['table']:>3} {row.get('table_name', ''):<14} "
                          f"desired {row.get('desired') or '-':<20} installed "
                          f"{row.get('installed') or '-'}")
+    lines += [f"live: {e}" for e in live.get("errors", [])]
     if live.get("differs"):
         lines.append("installed flows differ from desired:")
         lines += [f"  {d}" for d in live.get("differences", [])]
-    else:
+    elif not live.get("errors"):
         lines.append("installed flows agree with desired on this path")
     return lines

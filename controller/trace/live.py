@@ -111,27 +111,29 @@ def from_env(environ=os.environ):
 
 
 class LiveTracer:
-    """(state, request, simulated answer) -> the live part of a trace."""
+    """The simulated packet's hops -> the live part of a trace: per hop the
+    switch's steps beside the desired ones; `differs` when a switch parted
+    from the desired flows, `errors` when a switch could not be asked."""
 
     def __init__(self, runner):
         self.runner = runner
 
     def __call__(self, sim_hops):
         """`sim_hops`: the flowsim Hops of the simulated packet."""
-        hops, differences = [], []
+        hops, differences, errors = [], [], []
         for hop in sim_hops:
-            hops.append(self._hop(hop, differences))
+            hops.append(self._hop(hop, differences, errors))
         return {"available": True, "hops": hops, "differs": bool(differences),
-                "differences": differences}
+                "differences": differences, "errors": errors}
 
-    def _hop(self, hop, differences):
+    def _hop(self, hop, differences, errors):
         """One host: ofproto/trace of the packet that entered it, row by row."""
         res = hop.result
         entering = res.steps[0].packet if res.steps else {}
         try:
             text = self.runner(hop.switch, flow_text(entering))
         except (OSError, RuntimeError, subprocess.SubprocessError, SimError) as exc:
-            differences.append(f"{hop.switch}: ofproto/trace failed: {exc}")
+            errors.append(f"{hop.switch}: ofproto/trace failed: {exc}")
             return {"host": hop.switch, "error": str(exc), "rows": []}
         live, actions = parse(text)
         desired = [(s.table, s.flow) for s in res.steps]
@@ -161,10 +163,13 @@ def _table_name(n):
 
 
 def _difference(host, desired, got):
-    want = "nothing" if desired is None else (
-        f"table {desired[0]} {_table_name(desired[0])}: "
-        f"{format_flow(desired[1]) if desired[1] is not None else 'a table miss'} "
-        f"(cookie {desired[1].cookie:#x})" if desired[1] is not None else "a table miss")
+    if desired is None:
+        want = "nothing more"
+    elif desired[1] is None:
+        want = f"table {desired[0]} {_table_name(desired[0])}: a table miss"
+    else:
+        want = (f"table {desired[0]} {_table_name(desired[0])}: {format_flow(desired[1])} "
+                f"(cookie {desired[1].cookie:#x})")
     if got is None:
         have = "the switch's trace ends before it"
     elif got["cookie"] is None:

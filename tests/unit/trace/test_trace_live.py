@@ -116,3 +116,15 @@ def test_agreement_and_a_deleted_flow():
     assert "the switch used table 50 (any), priority 0" in live["differences"][0]
     row = next(r for r in live["hops"][1]["rows"] if not r["same"])
     assert (row["table_name"], row["desired"]) == ("L2", f"{int(l2['cookie'], 16):#x}")
+
+
+def test_a_switch_that_cannot_be_asked_is_an_error_not_a_difference():
+    w = World(hosts=2, tenants=(("red", "vxlan", 100),),
+              ports=(("red", 1, "10.0.0.2"), ("red", 2, "10.0.0.3")))
+
+    def broken(host, flow):
+        raise RuntimeError("ovs-appctl: cannot connect")
+    out = trace(w.state, w.topo, "red", {"from": "p1", "to": "p2", "live": True},
+                live=LiveTracer(broken))[1]
+    assert not out["live"]["differs"]
+    assert out["live"]["errors"][0] == "h1: ofproto/trace failed: ovs-appctl: cannot connect"
