@@ -5,13 +5,24 @@ whether to export IPFIX and hand in what their bridge exported.  None of it
 is desired state: it lives in memory, nothing is committed (the routes are
 read_only in routes.py), and flow logs are off again after a restart.
 """
+import os
+
 from controller.service import validate as v
 from controller.service.errors import bad_request, not_found
 from controller.trace.flowlogs import FlowLogBook
 
 MAX_BATCH = 5000
-SAMPLING = 1            # every packet: exact counters (docs: the cost, measured)
 EXPORT_INTERVAL = 5     # seconds: the exporter's active timeout, the agent's poll
+
+
+def sampling():
+    """VPC_FLOW_LOG_SAMPLING: 1 (default) samples every packet, exact counters;
+    N samples one packet in N (counters are then N times the sampled ones, an
+    estimate) and costs the data path less (docs/user-guide.md, flow logs)."""
+    try:
+        return max(1, min(int(os.environ.get("VPC_FLOW_LOG_SAMPLING", "1")), 1 << 24))
+    except ValueError:
+        return 1
 RECORD_FIELDS = {"src": str, "dst": str, "proto": int, "sport": int, "dport": int,
                  "icmp_type": int, "icmp_code": int, "packets": int, "bytes": int,
                  "start": (int, float), "end": (int, float), "src_mac": str, "dst_mac": str}
@@ -54,7 +65,7 @@ class FlowLogOperations:
         if host_name not in self.state.hosts:
             raise not_found(f"host {host_name!r} does not exist")
         return {"host": host_name, "enabled": self.flow_book.host_wanted(self.state, host_name),
-                "sampling": SAMPLING, "interval": EXPORT_INTERVAL}
+                "sampling": sampling(), "interval": EXPORT_INTERVAL}
 
     def post_host_flow_logs(self, host_name, body):
         """IPFIX flow records the host's bridge exported."""
@@ -72,5 +83,5 @@ class FlowLogOperations:
             raise not_found(f"host {host_name!r} does not exist")
         state = self.state.snapshot()
         taken, ignored = self.flow_book.ingest(state, self.topology_view(state), host_name,
-                                               records)
+                                               records, scale=sampling())
         return {"host": host_name, "taken": taken, "ignored": ignored}

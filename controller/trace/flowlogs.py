@@ -102,8 +102,13 @@ class FlowLogBook:
         with self.lock:
             return [dict(r) for r in self.conns.get(tenant, {}).values()]
 
-    def ingest(self, state, topo, host, raw):
-        """A batch of IPFIX flow records from `host`'s agent -> (taken, ignored)."""
+    def ingest(self, state, topo, host, raw, scale=1):
+        """A batch of IPFIX flow records from `host`'s agent -> (taken, ignored).
+        `scale`: the exporter's sampling rate (1 in N packets): counters are
+        multiplied by it."""
+        if scale != 1:
+            raw = [dict(r, packets=r.get("packets", 0) * scale, bytes=r.get("bytes", 0) * scale)
+                   for r in raw]
         by_mac = {p.mac: p for p in state.ports_on(host) if p.tenant in self.enabled}
         taken = 0
         with self.lock:

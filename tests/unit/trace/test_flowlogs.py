@@ -93,3 +93,14 @@ def test_a_deleted_tenant_takes_its_flow_logs(tmp_path):
     api.ok("POST", "/v1/tenants", {"name": "other", "network": "gre"})     # takes gone's id
     api.ok("POST", "/v1/tenants", {"name": "gone", "network": "gre"})
     assert api.ok("GET", "/v1/tenants/gone/flow-logs")["enabled"] is False
+
+
+def test_sampled_counters_are_scaled():
+    w = world()
+    p1, p2 = w.port("p1"), w.port("p2")
+    book = FlowLogBook()
+    book.set_enabled("red", True)
+    book.ingest(w.state, w.topo, "h1", [rec(p1.ip, p2.ip, 17, 5000, 53, 2, 120, 5, p1.mac,
+                                            p2.mac)], scale=64)
+    (r,) = book.records("red")
+    assert (r["packets"], r["bytes"]) == (128, 7680)
