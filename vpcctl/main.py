@@ -266,6 +266,13 @@ def subnet_delete(state, tenant, cidr):
 PORT_COLUMNS = [("ID", "id"), ("HOST", "host"), ("PORT", "port"), ("IP", "ip"), ("MAC", "mac"),
                 ("SUBNET", "subnet"), ("STATUS", "status"), ("OFPORT", "ofport"),
                 ("GROUPS", port_groups)]
+PORT_COLUMNS_V6 = PORT_COLUMNS[:4] + [("IP6", "ip6")] + PORT_COLUMNS[4:]
+
+
+def port_columns(ports):
+    """The IP6 column only when a port has an IPv6 address: an IPv4-only
+    tenant's listing stays as it always was (scripts parse it)."""
+    return PORT_COLUMNS_V6 if any(p.get("ip6") for p in ports) else PORT_COLUMNS
 
 
 @cli.group(cls=AliasGroup, short_help="Ports of a tenant: list, show, attach, update, detach.")
@@ -284,7 +291,8 @@ def port():
 @pass_state
 def port_list(state, tenant, quiet):
     """List the ports of TENANT."""
-    listing(state, state.api.get(path("tenants", tenant, "ports")), PORT_COLUMNS, quiet, "id")
+    ports = state.api.get(path("tenants", tenant, "ports"))
+    listing(state, ports, port_columns(ports), quiet, "id")
 
 
 @port.command("show")
@@ -306,14 +314,19 @@ def port_show(state, tenant, port_id):
 @click.option("--mac", metavar="MAC", help="MAC to use (default: allocated).")
 @click.option("--subnet", metavar="CIDR", help="Subnet to allocate from (default: the first, "
                                                "or the one holding --ip).")
+@click.option("--ip6", metavar="IP6", help="IPv6 address to use (default: allocated when "
+                                              "the tenant has an IPv6 subnet).")
+@click.option("--subnet6", metavar="CIDR6", help="IPv6 subnet to allocate from.")
+@click.option("--family", type=click.Choice(["dual", "ipv4", "ipv6"]),
+              help="Address families of the port (default: every family the tenant has).")
 @click.option("--security-groups", metavar="A,B", callback=group_names,
               help="Security groups of the port (default: default).")
 @click.option("--no-port-security", is_flag=True,
               help="No anti-spoofing and no security groups (routers, appliances).")
 @json_option
 @pass_state
-def port_attach(state, tenant, host, port_name, ip, mac, subnet, security_groups,
-                no_port_security):
+def port_attach(state, tenant, host, port_name, ip, mac, subnet, ip6, subnet6, family,
+                security_groups, no_port_security):
     """Register a port of TENANT with the controller (POST .../ports).
 
     This only tells the controller about the port and allocates its IP and
@@ -321,7 +334,8 @@ def port_attach(state, tenant, host, port_name, ip, mac, subnet, security_groups
     host.  To plug a Docker container or netns in, run scripts/attach instead.
     """
     body = {"host": host, "port": port_name}
-    body.update(drop_none(ip=ip, mac=mac, subnet=subnet, security_groups=security_groups,
+    body.update(drop_none(ip=ip, mac=mac, subnet=subnet, ip6=ip6, subnet6=subnet6, family=family,
+                          security_groups=security_groups,
                           port_security=False if no_port_security else None))
     show_obj(state, state.api.post(path("tenants", tenant, "ports"), body))
 

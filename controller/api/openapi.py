@@ -53,6 +53,10 @@ def _mask_pattern():
 
 
 CIDR = f"^{IPV4}/{_mask_pattern()}$"
+# IPv6 text is checked by validate.ipv6 / validate.cidr; the patterns only say
+# "contains a ':'" (what tells the two families apart), the rest is a 400.
+IPV6 = r"^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$"
+CIDR6 = r"^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*/[0-9]{1,3}$"
 
 ERROR_CODES = [
     # 400
@@ -64,7 +68,7 @@ ERROR_CODES = [
     # 405, 413, 415
     "method_not_allowed", "too_large", "unsupported_media_type",
     # 409
-    "conflict", "duplicate", "in_use", "overlap", "exhausted", "no_subnet",
+    "conflict", "duplicate", "in_use", "overlap", "exhausted", "no_subnet", "no_ipv4",
     "ip_in_use", "mac_in_use", "no_external", "busy",
     # 503 (the store: docs/ha.md)
     "store_unavailable", "outcome_unknown", "store_error",
@@ -129,6 +133,17 @@ def _schemas():
         "Cidr": {"type": "string", "pattern": CIDR, "example": "10.0.0.0/24",
                  "description": "An IPv4 network, prefix /8 to /29, host bits zero (a "
                                 "network with host bits set is a 400)."},
+        "IPv6": {"type": "string", "format": "ipv6", "pattern": IPV6, "example": "fd00:1::5",
+                 "description": "A global or unique-local unicast IPv6 address (multicast, "
+                                "link-local, loopback, :: and IPv4-mapped are a 400); "
+                                "returned in compressed form."},
+        "Cidr6": {"type": "string", "pattern": CIDR6, "example": "fd00:1::/64",
+                  "description": "An IPv6 network, prefix /64 (typical) to /120, host bits "
+                                 "zero, global or unique-local unicast (400 otherwise)."},
+        "AnyCidr": {"oneOf": [{"$ref": "#/components/schemas/Cidr"},
+                              {"$ref": "#/components/schemas/Cidr6"}]},
+        "AnyIP": {"oneOf": [{"$ref": "#/components/schemas/IPv4"},
+                            {"$ref": "#/components/schemas/IPv6"}]},
         "Mac": {"type": "string", "pattern": MAC, "not": {"pattern": MAC_ZERO},
                 "example": "02:00:00:aa:bb:cc",
                 "description": "A unicast MAC, ':' or '-' separated, any case; returned "
@@ -198,7 +213,8 @@ def _schemas():
         "segment": {"type": "integer", "minimum": 1, "maximum": SEGMENT_RANGE["gre"][1]},
         "id": {"type": "integer", "minimum": 1, "maximum": MAX_TENANT_ID,
                "description": "Internal id: metadata value, cookie owner, conntrack zone."},
-        "subnets": {"type": "array", "items": _ref("Cidr")},
+        "subnets": {"type": "array", "items": _ref("AnyCidr"),
+                    "description": "IPv4 subnets first, then IPv6 ones."},
         "ports": {"type": "integer", "minimum": 0},
         "router_mac": {"type": "string", "pattern": "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"},
         "snat": {"type": "boolean"},
@@ -209,33 +225,44 @@ def _schemas():
                                                 "each host's external IP."})},
         ("name", "network", "segment", "id", "subnets", "ports", "router_mac", "snat",
          "snat_ports"))
-    s["SubnetCreate"] = _obj({"cidr": _ref("Cidr"), "gateway": _nullable(_ref("IPv4"))},
+    s["SubnetCreate"] = _obj({"cidr": _ref("AnyCidr"), "gateway": _nullable(_ref("AnyIP"))},
                              ("cidr",),
-                             description="gateway: a usable address of cidr (400 otherwise); "
-                                         "the first one when absent. No overlap with the "
-                                         "tenant's other subnets (409).",
+                             description="An IPv4 or an IPv6 subnet (a tenant may hold both: "
+                                         "dual-stack). gateway: a usable address of cidr, of "
+                                         "its family (400 otherwise); the first one when "
+                                         "absent. No overlap with the tenant's other subnets "
+                                         "of the same family (409).",
                              example={"cidr": "10.0.0.0/24"})
-    s["Subnet"] = _obj({"tenant": _ref("Name"), "cidr": _ref("Cidr"), "gateway": _ref("IPv4"),
+    s["Subnet"] = _obj({"tenant": _ref("Name"), "cidr": _ref("AnyCidr"),
+                        "gateway": _ref("AnyIP"),
+                        "ip_version": {"type": "integer", "enum": [4, 6]},
                         "ports": {"type": "integer", "minimum": 0}},
-                       ("tenant", "cidr", "gateway", "ports"))
+                       ("tenant", "cidr", "gateway", "ip_version", "ports"))
     s["PortCreate"] = _obj({
         "host": _ref("Name"), "port": _ref("IfName"),
         "ip": _nullable(_ref("IPv4")), "mac": _nullable(_ref("Mac")),
         "subnet": _nullable(_ref("Cidr")),
+        "ip6": _nullable(_ref("IPv6")), "subnet6": _nullable(_ref("Cidr6")),
+        "family": _nullable({"type": "string", "enum": ["dual", "ipv4", "ipv6"]}),
         "security_groups": _nullable({"type": "array", "items": {"type": "string"}}),
         "port_security": {"type": "boolean"}}, ("host", "port"),
-        description="ip: inside one of the tenant's subnets (or `subnet`), not its network, "
-                    "broadcast or gateway address (400); allocated when absent. mac: random "
-                    "locally administered when absent. security_groups: names of the "
+        description="The port gets an address from each family its tenant has a subnet of "
+                    "(dual-stack), or from the one `family` names (409 no_subnet when the "
+                    "tenant has none of it). ip / ip6: inside one of the tenant's subnets "
+                    "of that family (or `subnet` / `subnet6`), not its network, broadcast, "
+                    "subnet-router anycast or gateway address (400); allocated when absent. "
+                    "mac: derived from the tenant and the address when absent. security_groups: names of the "
                     "tenant's groups (404 unknown_group), ['default'] when absent; "
                     "port_security false (no anti-spoofing, no groups) takes no groups (400).",
         example={"host": "h1", "port": "vethc1"})
     s["Port"] = _obj({
         "id": {"type": "string"}, "tenant": _ref("Name"), "host": _ref("Name"),
-        "port": _ref("IfName"), "ip": _ref("IPv4"),
+        "port": _ref("IfName"), "ip": _nullable(_ref("IPv4")),
         "mac": {"type": "string", "pattern": "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"},
-        "prefixlen": {"type": "integer", "minimum": 8, "maximum": 29},
-        "gateway": _ref("IPv4"), "subnet": _ref("Cidr"),
+        "prefixlen": _nullable({"type": "integer", "minimum": 8, "maximum": 29}),
+        "gateway": _nullable(_ref("IPv4")), "subnet": _nullable(_ref("Cidr")),
+        "ip6": _ref("IPv6"), "prefixlen6": {"type": "integer", "minimum": 64, "maximum": 120},
+        "gateway6": _ref("IPv6"), "subnet6": _ref("Cidr6"),
         "mtu": {"type": "integer", "minimum": 1},
         "status": {"type": "string", "enum": ["up", "down"],
                    "description": "up while the host's bridge is connected and its OVS port "

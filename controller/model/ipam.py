@@ -10,7 +10,6 @@ peers whose ARP cache still holds it reach it at once.  MACs must also be
 unique against MACs users chose: on a clash a random one is taken.
 """
 import hashlib
-import ipaddress
 import random
 
 from controller.model.state import SEGMENT_RANGE
@@ -50,14 +49,23 @@ def segment(state, network):
 
 
 def reserved_ips(subnet):
+    """Addresses no port may hold: the network and broadcast addresses of an
+    IPv4 subnet; of an IPv6 subnet the subnet-router anycast address (RFC 4291,
+    its first) and, by the same rule as IPv4, its last; and the gateway."""
     net = subnet.net
     return {str(net.network_address), str(net.broadcast_address), subnet.gateway}
 
 
 def ip_in_subnet(state, subnet):
-    """Lowest address of the subnet that is not reserved or taken."""
-    taken = reserved_ips(subnet) | {p.ip for p in state.ports.values()
-                                    if p.tenant == subnet.tenant and p.subnet == subnet.cidr}
+    """Lowest address of the subnet that is not reserved or taken (IPv4 or IPv6:
+    hosts() of an IPv6 network already skips the subnet-router anycast)."""
+    if subnet.version == 6:
+        used = {p.ip6 for p in state.ports.values()
+                if p.tenant == subnet.tenant and p.subnet6 == subnet.cidr}
+    else:
+        used = {p.ip for p in state.ports.values()
+                if p.tenant == subnet.tenant and p.subnet == subnet.cidr}
+    taken = reserved_ips(subnet) | used
     for host in subnet.net.hosts():
         ip = str(host)
         if ip not in taken:
@@ -80,5 +88,5 @@ def mac(state, tenant=None, ip=None):
     raise Exhausted()
 
 
-def first_usable(net: ipaddress.IPv4Network):
+def first_usable(net):
     return str(net.network_address + 1)

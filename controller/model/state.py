@@ -40,13 +40,19 @@ class Tenant:
 
 @dataclass(frozen=True)
 class Subnet:
+    """An IPv4 or an IPv6 subnet of a tenant; a tenant may hold both (dual-stack).
+    Which one it is follows from the CIDR (`version`)."""
     tenant: str
     cidr: str
     gateway: str
 
     @property
     def net(self):
-        return ipaddress.IPv4Network(self.cidr)
+        return ipaddress.ip_network(self.cidr)
+
+    @property
+    def version(self):
+        return 6 if ":" in self.cidr else 4
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,10 @@ class Port:
     serial: int        # small integer: cookie owner, conntrack zone (pipeline.port_zone)
     security_groups: tuple = ("default",)
     port_security: bool = True     # False: no anti-spoofing, no security groups (appliances)
+    # dual-stack: the port's IPv6 address and the CIDR of the IPv6 subnet it is
+    # from; None on an IPv4-only port (and in every record made before IPv6)
+    ip6: object = None
+    subnet6: object = None
 
     @property
     def secured(self):
@@ -199,9 +209,12 @@ class State:
         return self
 
     # --- queries -------------------------------------------------------
-    def subnets_of(self, tenant):
-        return sorted((s for s in self.subnets.values() if s.tenant == tenant),
-                      key=lambda s: (s.net.network_address, s.net.prefixlen))
+    def subnets_of(self, tenant, version=4):
+        """The tenant's subnets of one IP version (4 by default: what every
+        IPv4 path asks for), or of both with version=None (IPv4 first)."""
+        return sorted((s for s in self.subnets.values()
+                       if s.tenant == tenant and version in (None, s.version)),
+                      key=lambda s: (s.version, s.net.network_address, s.net.prefixlen))
 
     def _index(self, kind, attr, grouped=False):
         """{value of attr: record} over one collection (the first record with it),
@@ -255,8 +268,9 @@ class State:
                       key=lambda t: (t.created_at, t.id))
 
     def port_with_ip(self, tenant, ip):
+        """The tenant's port holding `ip` (IPv4 or IPv6, canonical text), or None."""
         for p in self.ports.values():
-            if p.tenant == tenant and p.ip == ip:
+            if p.tenant == tenant and ip in (p.ip, p.ip6):
                 return p
         return None
 

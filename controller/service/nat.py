@@ -20,6 +20,9 @@ from controller.service.mutator import mutator
 
 class NatOperations:
     def _external_host(self, port, what):
+        if port.ip is None:          # NAT is IPv4 (docs/pipeline.md); an IPv6-only port has none
+            raise conflict(f"port {port.id} has no IPv4 address, so it cannot carry a {what} "
+                           f"(the external network is IPv4)", code="no_ipv4")
         host = self.state.hosts[port.host]
         if not host.has_external or not host.external_gateway:
             raise conflict(f"host {host.name!r} of port {port.id} has no external network "

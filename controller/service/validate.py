@@ -1,7 +1,7 @@
 """Input validation: every field of every request is checked here.
 
 Validators return the canonical form of a value (lowercase MAC, int dpid,
-compressed IPv4) so the rest of the code never sees two spellings of one thing.
+compressed IPv4 and IPv6) so the rest of the code never sees two spellings of one thing.
 """
 import ipaddress
 import re
@@ -52,19 +52,48 @@ def ipv4(value, what="ip"):
         raise bad_request(f"{what} is not a valid IPv4 address: {value!r}") from None
 
 
-def cidr(value, what="cidr"):
+def ipv6(value, what="ip6"):
     if not isinstance(value, str):
-        raise bad_request(f"{what} must be a string like '10.0.0.0/24'; got {value!r}")
+        raise bad_request(f"{what} must be an IPv6 address string; got {value!r}")
+    try:
+        addr = ipaddress.IPv6Address(value)
+    except ValueError:
+        raise bad_request(f"{what} is not a valid IPv6 address: {value!r}") from None
+    if addr.ipv4_mapped is not None or addr.is_multicast or addr.is_link_local \
+            or addr.is_loopback or addr.is_unspecified:
+        raise bad_request(f"{what} {value!r} is not a unicast global or unique-local "
+                          f"address (multicast, link-local, loopback, :: and IPv4-mapped "
+                          f"addresses cannot be assigned)")
+    return str(addr)
+
+
+# Prefix lengths a subnet may have.  IPv6: /64 is what hosts expect of a link
+# (RFC 4291, SLAAC, privacy addresses); longer ones up to /120 work because
+# addresses are assigned, never autoconfigured; shorter than /64 is not a link.
+PREFIX_LIMITS = {4: (8, 29), 6: (64, 120)}
+
+
+def cidr(value, what="cidr", versions=(4, 6)):
+    if not isinstance(value, str):
+        raise bad_request(f"{what} must be a string like '10.0.0.0/24' or 'fd00:1::/64'; "
+                          f"got {value!r}")
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         raise bad_request(f"{what} {value!r} is not a valid network ({exc})") from None
-    if net.version != 4:
-        raise bad_request(f"{what} {value!r}: only IPv4 subnets are supported")
+    if net.version not in versions:
+        raise bad_request(f"{what} {value!r}: only IPv{versions[0]} is accepted here")
     if "/" not in value:
-        raise bad_request(f"{what} {value!r} needs a prefix length, e.g. {value}/24")
-    if net.prefixlen > 29 or net.prefixlen < 8:
-        raise bad_request(f"{what} {value!r}: prefix length must be between /8 and /29")
+        raise bad_request(f"{what} {value!r} needs a prefix length, e.g. "
+                          f"{value}/{24 if net.version == 4 else 64}")
+    lo, hi = PREFIX_LIMITS[net.version]
+    if not lo <= net.prefixlen <= hi:
+        raise bad_request(f"{what} {value!r}: an IPv{net.version} prefix length must be "
+                          f"between /{lo} and /{hi}")
+    if net.version == 6 and (net.is_multicast or net.is_link_local or net.is_loopback
+                             or net.network_address.ipv4_mapped is not None):
+        raise bad_request(f"{what} {value!r}: a subnet must be global or unique-local unicast "
+                          f"(not multicast, link-local, loopback or IPv4-mapped)")
     return net
 
 

@@ -44,26 +44,35 @@ class Views:
 
     def tenant_view(self, t):
         return {"name": t.name, "network": t.network, "segment": t.segment, "id": t.id,
-                "subnets": [s.cidr for s in self.state.subnets_of(t.name)],
+                "subnets": [s.cidr for s in self.state.subnets_of(t.name, version=None)],
                 "ports": len(self.state.ports_of(t.name)), "router_mac": router_mac(t.id),
                 "snat": t.snat,
                 "snat_ports": list(SNAT_PORTS) if t.snat else None}
 
     def subnet_view(self, s):
         return {"tenant": s.tenant, "cidr": s.cidr, "gateway": s.gateway,
-                "ports": sum(1 for p in self.state.ports_of(s.tenant) if p.subnet == s.cidr)}
+                "ip_version": s.version,
+                "ports": sum(1 for p in self.state.ports_of(s.tenant)
+                             if s.cidr in (p.subnet, p.subnet6))}
 
     def mtu_for(self, tenant):
         return self.underlay_mtu - ENCAP_OVERHEAD[tenant.network]
 
     def port_view(self, p):
-        subnet = self.state.subnets[subnet_key(p.tenant, p.subnet)]
+        """A port; an IPv4-only port shows no ip6/prefixlen6/gateway6/subnet6
+        (as every port did before IPv6), an IPv6-only one null ip/prefixlen/gateway."""
+        subnet = self.state.subnets.get(subnet_key(p.tenant, p.subnet)) if p.subnet else None
         host = self.state.hosts.get(p.host)
         ofport = self.topology.port_number(host.dpid, p.port) if host else None
         reason = self.port_down_reason(p, host, ofport)
+        six = {}
+        if p.ip6:
+            subnet6 = self.state.subnets[subnet_key(p.tenant, p.subnet6)]
+            six = {"ip6": p.ip6, "prefixlen6": subnet6.net.prefixlen,
+                   "gateway6": subnet6.gateway, "subnet6": p.subnet6}
         return {"id": p.id, "tenant": p.tenant, "host": p.host, "port": p.port,
-                "ip": p.ip, "mac": p.mac, "prefixlen": subnet.net.prefixlen,
-                "gateway": subnet.gateway, "subnet": p.subnet,
+                "ip": p.ip, "mac": p.mac, "prefixlen": subnet.net.prefixlen if subnet else None,
+                "gateway": subnet.gateway if subnet else None, "subnet": p.subnet, **six,
                 "mtu": self.mtu_for(self.state.tenants[p.tenant]),
                 "status": "down" if reason else "up", "status_reason": reason,
                 "ofport": ofport,

@@ -17,7 +17,7 @@ import uuid
 from controller.model import ipam
 from controller.model.state import (KINDS, NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet,
                                     Tenant, record, subnet_key)
-from controller.service import validate as v
+from controller.service import addressing, validate as v
 from controller.service.errors import bad_request, conflict, not_found
 from controller.service.flowlogs import FlowLogOperations
 from controller.service.mutator import active as mutator_active, mutator
@@ -185,7 +185,8 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
             if ports:
                 raise conflict(f"tenant {name!r} still has {len(ports)} port(s); detach them "
                                f"first", code="in_use")
-            ops = [("del", "subnets", subnet_key(name, s.cidr)) for s in self.state.subnets_of(name)]
+            ops = [("del", "subnets", subnet_key(name, s.cidr))
+                   for s in self.state.subnets_of(name, version=None)]
             ops += [("del", "floating_ips", f.id) for f in self.state.fips_of(name)]
             ops += [("del", "security_groups", f"{name}/{g.name}") for g in self.state.groups_of(name)]
             ops += self.tenant_token_ops(name)
@@ -201,13 +202,13 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
         if gateway is None:
             gateway = ipam.first_usable(net)
         else:
-            gateway = v.ipv4(gateway, "gateway")
-            gw = ipaddress.IPv4Address(gateway)
+            gateway = (v.ipv4 if net.version == 4 else v.ipv6)(gateway, "gateway")
+            gw = ipaddress.ip_address(gateway)
             if gw not in net or gw in (net.network_address, net.broadcast_address):
                 raise bad_request(f"gateway {gateway} is not a usable address of {net}")
         with self.lock:
             tenant = self._tenant(tenant_name)
-            for s in self.state.subnets_of(tenant.name):
+            for s in self.state.subnets_of(tenant.name, net.version):
                 if s.net.overlaps(net):
                     raise conflict(f"{net} overlaps subnet {s.cidr} of tenant {tenant.name!r}",
                                    code="overlap")
@@ -219,6 +220,10 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
     def _subnet(self, tenant_name, cidr_text):
         self._tenant(tenant_name)
         cidr = cidr_text.replace("_", "/")
+        try:                                   # one spelling: fd00:1:0::/64 is fd00:1::/64
+            cidr = str(ipaddress.ip_network(cidr))
+        except ValueError:
+            pass                               # not a network: "no subnet" below
         s = self.state.subnets.get(subnet_key(tenant_name, cidr))
         if s is None:
             raise not_found(f"tenant {tenant_name!r} has no subnet {cidr}")
@@ -229,13 +234,13 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
 
     def list_subnets(self, tenant_name):
         self._tenant(tenant_name)
-        return [self.subnet_view(s) for s in self.state.subnets_of(tenant_name)]
+        return [self.subnet_view(s) for s in self.state.subnets_of(tenant_name, version=None)]
 
     @mutator
     def delete_subnet(self, tenant_name, cidr_text):
         with self.lock:
             s = self._subnet(tenant_name, cidr_text)
-            used = [p for p in self.state.ports_of(tenant_name) if p.subnet == s.cidr]
+            used = [p for p in self.state.ports_of(tenant_name) if s.cidr in (p.subnet, p.subnet6)]
             if used:
                 raise conflict(f"subnet {s.cidr} still has {len(used)} port(s)", code="in_use")
             self._commit([("del", "subnets", subnet_key(tenant_name, s.cidr))],
@@ -245,12 +250,11 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
     @mutator
     def create_port(self, tenant_name, body):
         v.body_fields(body, required=("host", "port"),
-                      optional=("ip", "mac", "subnet", "security_groups", "port_security"))
+                      optional=addressing.FIELDS + ("mac", "security_groups", "port_security"))
         host_name = v.name(body["host"], "host")
         port_name = v.ifname(body["port"], "port")
-        ip = None if body.get("ip") is None else v.ipv4(body["ip"], "ip")
+        addressing.parse(body)                        # bad input: 400 before any lookup
         mac = None if body.get("mac") is None else v.mac(body["mac"], "mac")
-        want_subnet = None if body.get("subnet") is None else str(v.cidr(body["subnet"], "subnet"))
         with self.lock:
             tenant = self._tenant(tenant_name)
             host = self.state.hosts.get(host_name)
@@ -260,28 +264,14 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
             if port_name in (host.uplink_port, host.external_port):
                 raise conflict(f"{port_name} is host {host_name}'s uplink/external port",
                                code="in_use")
-            subnet = self._pick_subnet(tenant, ip, want_subnet)
+            addrs = addressing.assign(self.state, tenant, body)
             groups, secured = self.port_security_fields(tenant.name, body)
             for p in self.state.ports_on(host_name):
                 if p.port == port_name:
                     raise conflict(f"port {port_name} on host {host_name} is already attached "
                                    f"(tenant {p.tenant!r}, id {p.id})", code="in_use")
-            if ip is None:
-                try:
-                    ip = ipam.ip_in_subnet(self.state, subnet)
-                except ipam.Exhausted:
-                    raise conflict(f"subnet {subnet.cidr} has no free address",
-                                   code="exhausted") from None
-            else:
-                if ip in ipam.reserved_ips(subnet):
-                    raise bad_request(f"{ip} is the network, broadcast or gateway address of "
-                                      f"{subnet.cidr}")
-                for p in self.state.ports_of(tenant.name):
-                    if p.ip == ip:
-                        raise conflict(f"{ip} is already used by port {p.id} of tenant "
-                                       f"{tenant.name!r}", code="ip_in_use")
             if mac is None:
-                mac = ipam.mac(self.state, tenant.name, ip)
+                mac = ipam.mac(self.state, tenant.name, addrs.ip or addrs.ip6)
             else:
                 for p in self.state.ports.values():
                     if p.mac == mac:
@@ -291,32 +281,11 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
                 serial = ipam.port_serial(self.state)
             except ipam.Exhausted:
                 raise conflict("no free port serial left", code="exhausted") from None
-            port = Port(uuid.uuid4().hex[:12], tenant.name, host_name, port_name, ip, mac,
-                        subnet.cidr, serial, groups, secured)
+            port = Port(uuid.uuid4().hex[:12], tenant.name, host_name, port_name, addrs.ip, mac,
+                        addrs.subnet, serial, groups, secured, addrs.ip6, addrs.subnet6)
             self._commit([("put", "ports", port.id, record(port))],
                          self._tenant_hosts(tenant.name) | {host_name}, first=host_name)
             return self.port_view(port)
-
-    def _pick_subnet(self, tenant, ip, want):
-        subnets = self.state.subnets_of(tenant.name)
-        if not subnets:
-            raise conflict(f"tenant {tenant.name!r} has no subnet yet "
-                           f"(POST /v1/tenants/{tenant.name}/subnets first)", code="no_subnet")
-        if want is not None:
-            match = [s for s in subnets if s.cidr == want]
-            if not match:
-                raise not_found(f"tenant {tenant.name!r} has no subnet {want}")
-            subnet = match[0]
-            if ip is not None and ipaddress.IPv4Address(ip) not in subnet.net:
-                raise bad_request(f"{ip} is not inside subnet {subnet.cidr}")
-            return subnet
-        if ip is None:
-            return subnets[0]
-        for s in subnets:
-            if ipaddress.IPv4Address(ip) in s.net:
-                return s
-        raise bad_request(f"{ip} is not inside any subnet of tenant {tenant.name!r} "
-                          f"({', '.join(s.cidr for s in subnets)})")
 
     def _port(self, tenant_name, port_id):
         self._tenant(tenant_name)

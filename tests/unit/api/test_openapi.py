@@ -249,7 +249,8 @@ CASES = [
     ("POST", R + "/subnets", {"cidr": "10.9.0.0/24", "gateway": "10.8.0.1"}, 400, True, None),
     ("POST", R + "/subnets", {"cidr": "10.9.0.0/30"}, 400, False, None),
     ("POST", R + "/subnets", {"cidr": "10.0.0.0/7"}, 400, False, None),
-    ("POST", R + "/subnets", {"cidr": "fd00::/64"}, 400, False, None),
+    ("POST", R + "/subnets", {"cidr": "fe80::/64"}, 400, True, None),      # link-local
+    ("POST", R + "/subnets", {"cidr": "fd00::/48"}, 400, True, None),      # shorter than /64
     ("POST", R + "/subnets", {"cidr": "10.9.0.0"}, 400, False, None),
     ("POST", R + "/subnets", {"cidr": "10.0.0.0/16"}, 409, True, None),
     ("POST", "/v1/tenants/nope/subnets", {"cidr": "10.9.0.0/24"}, 404, True, None),

@@ -62,7 +62,8 @@ def test_tenant_round_trip_and_snat(world):
 def test_subnet_round_trip_takes_plain_cidrs(world):
     vpc = world
     s = vpc.json("subnet", "create", "red", "10.1.0.0/16", "--gateway", "10.1.255.254")
-    assert s == {"tenant": "red", "cidr": "10.1.0.0/16", "gateway": "10.1.255.254", "ports": 0}
+    assert s == {"tenant": "red", "cidr": "10.1.0.0/16", "gateway": "10.1.255.254", "ip_version": 4,
+                 "ports": 0}
     assert lines(vpc.ok("subnet", "list", "red")) == [
         ["CIDR", "GATEWAY", "PORTS"], ["10.0.0.0/24", "10.0.0.1", "1"],
         ["10.1.0.0/16", "10.1.255.254", "0"]]
