@@ -107,7 +107,7 @@ class IncrementalCompiler:
         got = self._inputs.get(tenant.name)
         if got is None or got[0] is not tenant:
             got = self._inputs[tenant.name] = (
-                tenant, tuple(state.ports_of(tenant.name)), tuple(state.subnets_of(tenant.name)),
+                tenant, tuple(state.ports_of(tenant.name)), tuple(state.subnets_of(tenant.name, version=None)),
                 tuple(state.groups_of(tenant.name)))
         return got
 
