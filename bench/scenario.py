@@ -171,12 +171,21 @@ class Scenario:
 
 
 def formula(state, host_name):
-    """docs/pipeline.md "Flow count" for one host, no NAT, no extra SG rules:
-    19 + 11P + 4N + 16T + 3S + R.  Returns (flows, {P, T, N, R, S})."""
+    """docs/pipeline.md "Flow count" for one host, no NAT, no extra SG rules
+    (a tenant with IPv6 has the default group's ::/0 twin):
+    20 + 11P + 4N + 16T + 3S + R + 20P6 + 6N6 + 17T6 + 4S6.
+    Returns (flows, {P, T, N, R, S, P6, N6, T6, S6})."""
     local = [p for p in state.ports.values() if p.host == host_name]
     tenants = {p.tenant for p in local}
-    n = sum(1 for p in state.ports.values() if p.tenant in tenants)
-    s = sum(1 for sn in state.subnets.values() if sn.tenant in tenants)
-    terms = {"P": len(local), "T": len(tenants), "N": n, "R": n - len(local), "S": s}
-    flows = 19 + 11 * terms["P"] + 4 * terms["N"] + 16 * terms["T"] + 3 * terms["S"] + terms["R"]
+    ports = [p for p in state.ports.values() if p.tenant in tenants]
+    subnets = [sn for sn in state.subnets.values() if sn.tenant in tenants]
+    v6 = {sn.tenant for sn in subnets if ":" in sn.cidr}
+    terms = {"P": len(local), "T": len(tenants), "N": len(ports), "R": len(ports) - len(local),
+             "S": sum(1 for sn in subnets if ":" not in sn.cidr),
+             "P6": sum(1 for p in local if getattr(p, "ip6", None)),
+             "N6": sum(1 for p in ports if getattr(p, "ip6", None)),
+             "T6": len(v6), "S6": sum(1 for sn in subnets if ":" in sn.cidr)}
+    flows = (20 + 11 * terms["P"] + 4 * terms["N"] + 16 * terms["T"] + 3 * terms["S"]
+             + terms["R"] + 20 * terms["P6"] + 6 * terms["N6"] + 17 * terms["T6"]
+             + 4 * terms["S6"])
     return flows, terms

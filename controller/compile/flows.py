@@ -7,8 +7,8 @@ the same Flow and therefore the same cookie.
 
 Representation
 --------------
-match    tuple of (field, value) sorted by field; value is an int, a str (MAC or
-         IPv4 in canonical form), or a (value, mask) pair.  Field names are the
+match    tuple of (field, value) sorted by field; value is an int, a str (MAC,
+         IPv4 or IPv6 in canonical form), or a (value, mask) pair.  Field names are the
          OpenFlow 1.3 OXM names os-ken uses (in_port, eth_dst, vlan_vid,
          metadata, tunnel_id, arp_tpa, ...).
 actions  the apply-actions list, each a tuple:
@@ -73,13 +73,17 @@ MATCH_FIELDS = {
     "arp_tpa": "ip", "arp_sha": "mac", "arp_tha": "mac", "tunnel_id": "int",
     "tcp_src": "int", "tcp_dst": "int", "udp_src": "int", "udp_dst": "int",
     "icmpv4_type": "int", "icmpv4_code": "int",
+    "ipv6_src": "ip6", "ipv6_dst": "ip6", "icmpv6_type": "int", "icmpv6_code": "int",
+    "ipv6_nd_target": "ip6", "ipv6_nd_sll": "mac", "ipv6_nd_tll": "mac",
+    "nd_reserved": "int", "nd_options_type": "int",     # OVS extensions (Ericsson OXMs)
     **{reg.oxm: "int" for reg in REGISTERS},      # only the registers the pipeline names
     "tun_ipv4_src": "ip", "tun_ipv4_dst": "ip",
     "ct_state": "int", "ct_zone": "int", "ct_mark": "int",
 }
 SET_FIELDS = set(MATCH_FIELDS) - {"in_port", "ct_state", "ct_zone", "ct_mark"}
 MOVE_FIELDS = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48,
-               "arp_spa": 32, "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32}
+               "arp_spa": 32, "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32,
+               "ipv6_src": 128, "ipv6_dst": 128, "ipv6_nd_tll": 48}
 ACTION_ARITY = {"output": 1, "push_vlan": 1, "pop_vlan": 0, "set_field": 2,
                 "move": 2, "dec_ttl": 0, "ct": 4}
 CONTROLLER = "controller"     # ("output", CONTROLLER): packet-in
@@ -108,6 +112,14 @@ def _canonical_ipv4(text):
         return False
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical_ipv6(text):
+    try:
+        return str(ipaddress.IPv6Address(text)) == text
+    except ValueError:
+        return False
+
+
 def _check_value(fname, kind, value):
     if isinstance(value, tuple):
         if len(value) != 2:
@@ -124,6 +136,9 @@ def _check_value(fname, kind, value):
     elif kind == "ip":
         if not isinstance(value, str) or not _canonical_ipv4(value):
             raise FlowError(f"{fname}: expected a canonical IPv4, got {value!r}")
+    elif kind == "ip6":
+        if not isinstance(value, str) or not _canonical_ipv6(value):
+            raise FlowError(f"{fname}: expected a canonical (compressed) IPv6, got {value!r}")
 
 
 def _check_action(action):

@@ -11,11 +11,13 @@ Vocabulary
   remote host  a host with at least one port of the tenant; for overlays it must
                also be connected, so a host that left is out of flood lists
 """
+from controller.compile import ipv6
 from controller.compile.actions import arp_reply, load
 from controller.compile.flows import flow
 from controller.compile.meters import port_meter
 from controller.compile.pipeline import (
-    ARP_REQUEST, DHCP_SERVER_PORT, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN, IP_PROTO,
+    ARP_REQUEST, DHCP_SERVER_PORT, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, ETH_TYPE_VLAN,
+    IP_PROTO, ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT,
     MULTICAST_BIT, OFPVID_NONE, OFPVID_PRESENT, REG_DELIVER_PORT, REG_SG_LOCAL, TENANT_MASK,
     TUNNEL_PORTS, CookieKind, Prio, Table, metadata_for)
 from controller.compile.secgroups import secured_port_flows
@@ -28,6 +30,7 @@ def local_port_flows(state, tenant, port, ofport):
     out = [
         *classify_local_port(tenant, port, ofport, bits, owner),
         *port_security(port, ofport, owner),
+        *ipv6.port_security(port, ofport, owner),
         deliver_local(tenant, port, ofport, bits, owner),
     ]
     if port.port_security:
@@ -72,6 +75,8 @@ def port_security(port, ofport, owner):
     if not port.port_security:
         return [flow(Table.PORT_SECURITY, band, {"in_port": ofport}, goto=Table.ARP, **owner)]
     own = {"in_port": ofport, "eth_src": port.mac, "vlan_vid": OFPVID_NONE}
+    if port.ip is None:                 # IPv6 only: ipv6.port_security has it all
+        return []
     return [
         flow(Table.PORT_SECURITY, band, {**own, "eth_type": ETH_TYPE_IP, "ipv4_src": port.ip},
              goto=Table.ARP, **owner),
@@ -107,7 +112,7 @@ def tenant_host_flows(state, tenant, local, egress, remotes):
         for remote_port, remote_host in remote_ports(state, tenant, remotes):
             out.append(to_remote_port(tenant, remote_port, remote_host, egress))
     out += flood(tenant, [n for _, n in local], [n for p, n in local if not p.port_security],
-                 egress, remotes, owner)
+                 egress, remotes, owner, v6=bool(state.subnets_of(tenant.name, 6)))
     return out
 
 
@@ -116,7 +121,8 @@ def tenant_shared_flows(state, tenant):
     only the tenant and its ports): the incremental compiler builds them once
     for all of its hosts (compile/incremental.py)."""
     owner = dict(kind=CookieKind.TENANT, owner=tenant.id)
-    return arp_responder(state, tenant) + to_flood_table(tenant, owner)
+    return (arp_responder(state, tenant) + ipv6.nd_responder(state, tenant)
+            + to_flood_table(tenant, owner))
 
 
 def remote_egress(tenant, host, ofports):
@@ -184,7 +190,7 @@ def arp_responder(state, tenant):
                  {"metadata": metadata_for(tenant.id), "eth_type": ETH_TYPE_ARP,
                   "arp_op": ARP_REQUEST, "arp_tpa": port.ip},
                  actions=arp_reply(port.mac, port.ip), kind=CookieKind.ARP, owner=port.serial)
-            for port in state.ports_of(tenant.name)]
+            for port in state.ports_of(tenant.name) if port.ip is not None]
 
 
 def to_flood_table(tenant, owner):
@@ -199,11 +205,13 @@ def to_flood_table(tenant, owner):
     ]
 
 
-def flood(tenant, local_ofports, open_ofports, egress, remotes, owner):
+def flood(tenant, local_ofports, open_ofports, egress, remotes, owner, v6=False):
     """Head-end replication: every local port of the tenant, plus one copy per
     remote host that has the tenant (VLAN: one tagged copy on the uplink).
     IP floods (broadcast, multicast, unknown unicast) skip ports with security
-    groups, as an AWS VPC carries no broadcast; ARP floods reach everyone."""
+    groups, as an AWS VPC carries no broadcast; ARP floods reach everyone, and
+    so (with `v6`, a tenant with IPv6 subnets) do IPv6 NS/NA, while other
+    IPv6 floods are IP floods."""
     locals_ = [("output", n) for n in sorted(local_ofports)]
     open_ = [("output", n) for n in sorted(open_ofports)]
     to_net = []
@@ -221,12 +229,22 @@ def flood(tenant, local_ofports, open_ofports, egress, remotes, owner):
              actions=locals_, **owner),
     ]
     if open_ != locals_:
-        ip = {"eth_type": ETH_TYPE_IP}
-        out += [
-            flow(Table.FLOOD, Prio.FLOOD.IP, {"metadata": metadata_for(tenant.id), **ip},
-                 actions=open_ + to_net, **owner),
-            flow(Table.FLOOD, Prio.FLOOD.IP,
-                 {"metadata": metadata_for(tenant.id, from_net=True), **ip},
-                 actions=open_, **owner),
-        ]
+        for eth_type in (ETH_TYPE_IP, ETH_TYPE_IPV6) if v6 else (ETH_TYPE_IP,):
+            ip = {"eth_type": eth_type}
+            out += [
+                flow(Table.FLOOD, Prio.FLOOD.IP, {"metadata": metadata_for(tenant.id), **ip},
+                     actions=open_ + to_net, **owner),
+                flow(Table.FLOOD, Prio.FLOOD.IP,
+                     {"metadata": metadata_for(tenant.id, from_net=True), **ip},
+                     actions=open_, **owner),
+            ]
+        for kind in (ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT) if v6 else ():
+            nd = {**ipv6.ICMP6, "icmpv6_type": kind}
+            out += [
+                flow(Table.FLOOD, Prio.FLOOD.ND, {"metadata": metadata_for(tenant.id), **nd},
+                     actions=locals_ + to_net, **owner),
+                flow(Table.FLOOD, Prio.FLOOD.ND,
+                     {"metadata": metadata_for(tenant.id, from_net=True), **nd},
+                     actions=locals_, **owner),
+            ]
     return out

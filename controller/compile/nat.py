@@ -19,6 +19,7 @@ NAT happens on the host of the port, by OVS conntrack:
            un-NATs it again -> FROM_EXT: into the tenant, to the port.
 docs/pipeline.md has the same walk with examples.
 """
+from controller.compile import ipv6
 from controller.compile.actions import arp_reply, ct
 from controller.compile.flows import CONTROLLER, flow
 from controller.compile.meters import MeterId
@@ -53,6 +54,8 @@ def router_flows(state, tenant, nat_here):
                         {**to_router, "eth_type": ETH_TYPE_IP,
                          "ipv4_dst": (str(s.net.network_address), str(s.net.netmask))}, **own))
     for p in state.ports_of(tenant.name):
+        if p.ip is None:                # IPv6 only: routed by ipv6.router_flows
+            continue
         out.append(flow(Table.L3, Prio.L3.ROUTE, {**to_router, "eth_type": ETH_TYPE_IP,
                                                   "ipv4_dst": p.ip},
                         actions=[("set_field", "eth_src", rmac), ("set_field", "eth_dst", p.mac),
@@ -61,6 +64,7 @@ def router_flows(state, tenant, nat_here):
     if nat_here:
         out.append(flow(Table.L3, Prio.L3.DEFAULT_ROUTE, {**to_router, "eth_type": ETH_TYPE_IP},
                         actions=[ct(False, tenant.id, Table.NAT_OUT, ())], **own))
+    out += ipv6.router_flows(state, tenant, rmac, own)
     out.append(flow(Table.L3, Prio.L3.ROUTER_DROP, to_router, **own))
     return out
 
@@ -138,6 +142,8 @@ def tenant_nat_flows(tenant, nat, local_ports):
                              "ct_state": (bit | CT_TRK, bit | CT_TRK)}, actions=into, **own))
     rmac = router_mac(tenant.id)
     for port, _ in local_ports:
+        if port.ip is None:             # NAT is IPv4: nothing enters an IPv6-only port
+            continue
         out.append(flow(Table.FROM_EXT, Prio.FROM_EXT.TO_PORT,
                         {"metadata": metadata_for(tenant.id, from_net=True),
                          "eth_type": ETH_TYPE_IP, "ipv4_dst": port.ip},

@@ -28,7 +28,8 @@ class Table(IntEnum):
     EXT_IN = 5          # from the external port: ARP, DNAT, un-SNAT of replies
     EXT_TRANSIT = 6     # after the shared zone's un-SNAT: the transit IP names the tenant
     PORT_SECURITY = 10  # a local port may only send from its own MAC/IP
-    ARP = 20            # answer ARP for known IPs of the tenant from flows
+    ARP = 20            # answer ARP and IPv6 NS for known IPs of the tenant from flows
+    ND_ANSWER = 21      # an NS turned into an NA: its target link-layer address, out
     ACL = 30            # egress security: a port with security groups enters conntrack
     SG_OUT_REMOTE = 31  # REG_SG_REMOTE := security groups of the destination IP
     SG_OUT = 32         # egress rules (and replies allowed by ingress rules)
@@ -84,18 +85,30 @@ class Prio:
 
     @unique
     class PORT_SECURITY(IntEnum):
+        ND_OWN = 120            # NS/NA about the port's own addresses and link-layer address,
+                                # DAD NS and MLD reports from :: (IPv6 hosts send them first)
+        ND_GUARD = 115          # any other NS/NA, RA, redirect from a secured port: drop
         DHCP_SERVER = 110       # a DHCP server reply (UDP from port 67) from a secured port: drop
-        OWN_SOURCE = 100        # the port's own MAC/IP, untagged (any, with port security off)
+        OWN_SOURCE = 100        # the port's own MAC/IP(v6), untagged (any, with port security off)
         MISS = 0                # spoofed source, 802.1Q tag: drop
 
     @unique
     class ARP(IntEnum):
-        RESPOND = 100           # a request for an IP of the tenant or a gateway: answer it
+        DAD_OWNER = 120         # a port's DAD for its own IPv6 address: not answered (go on)
+        DAD_TAKEN = 110         # DAD for an IPv6 address someone has: NA to all-nodes
+        RESPOND = 100           # ARP request / IPv6 NS for an address of the tenant or a
+                                # gateway: answered in place (NA built by set_field)
         MISS = 0                # not an ARP we answer: go on
 
     @unique
+    class ND_ANSWER(IntEnum):
+        FINISH = 100            # target link-layer option := the answer's MAC, out in_port
+        MISS = 0                # (only ARP's RESPOND flows lead here)
+
+    @unique
     class ACL(IntEnum):
-        SECURED_IP = 100        # IP from a port with security groups: into conntrack
+        ND = 110                # neighbour discovery (NS/NA) is not filtered, as ARP is not
+        SECURED_IP = 100        # IPv4/IPv6 from a port with security groups: into conntrack
         MISS = 0                # not from a secured port, or not IP: go on
 
     @unique
@@ -156,7 +169,8 @@ class Prio:
 
     @unique
     class ACL_IN(IntEnum):
-        SECURED_IP = 100        # IP to a port with security groups: into conntrack
+        ND = 110                # NS/NA to a secured port: not filtered, deliver
+        SECURED_IP = 100        # IPv4/IPv6 to a port with security groups: into conntrack
         NON_IP = 10             # ARP to a secured port: not filtered, deliver
         MISS = 0                # not to a secured local port: drop
 
@@ -174,7 +188,8 @@ class Prio:
 
     @unique
     class FLOOD(IntEnum):
-        IP = 110                # IP floods skip ports with security groups
+        ND = 120                # NS/NA reach every port, as ARP does
+        IP = 110                # IP(v6) floods skip ports with security groups
         ALL = 100               # every local port (+ the network, from local ports)
         MISS = 0                # a tenant with nothing to flood to: drop
 
@@ -277,7 +292,8 @@ HOST_PIPELINE = {s.table: s for s in (
     _spec(T.EXT_IN, recirculates_to=(T.FROM_EXT, T.EXT_TRANSIT)),
     _spec(T.EXT_TRANSIT, recirculates_to=(T.FROM_EXT,)),
     _spec(T.PORT_SECURITY, next_tables=(T.ARP,)),
-    _spec(T.ARP, Miss(T.ACL), next_tables=(T.ACL,)),
+    _spec(T.ARP, Miss(T.ACL), next_tables=(T.ND_ANSWER, T.ACL)),
+    _spec(T.ND_ANSWER),
     _spec(T.ACL, Miss(T.L3), next_tables=(T.L3,), recirculates_to=(T.SG_OUT_REMOTE,)),
     _spec(T.SG_OUT_REMOTE, Miss(T.SG_OUT), next_tables=(T.SG_OUT,)),
     _spec(T.SG_OUT, next_tables=(T.L3,)),
@@ -407,12 +423,29 @@ OFPVID_NONE = 0x0000        # vlan_vid matching an untagged frame only
 ETH_TYPE_IP = 0x0800
 ETH_TYPE_ARP = 0x0806
 ETH_TYPE_VLAN = 0x8100
+ETH_TYPE_IPV6 = 0x86DD
 ARP_REQUEST = 1
 ARP_REPLY = 2
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
 MULTICAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
-IP_PROTO = {"icmp": 1, "tcp": 6, "udp": 17}
+IP_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
+# ICMPv6 (RFC 4443) and neighbour discovery (RFC 4861) message types
+ICMPV6_ECHO_REQUEST = 128
+ICMPV6_ECHO_REPLY = 129
+MLDV2_REPORT = 143
+ND_ROUTER_SOLICIT = 133
+ND_ROUTER_ADVERT = 134
+ND_NEIGHBOR_SOLICIT = 135
+ND_NEIGHBOR_ADVERT = 136
+ND_REDIRECT = 137
+# NA flags, as nd_reserved holds them (the first 32 bits after the checksum)
+ND_FLAG_ROUTER = 0x8000_0000
+ND_FLAG_SOLICITED = 0x4000_0000
+ND_FLAG_OVERRIDE = 0x2000_0000
+ND_OPT_TARGET_LL = 2        # nd_options_type of a Target Link-Layer Address option
+MAC_NONE = "00:00:00:00:00:00"  # nd_sll / nd_tll of an NS/NA without that option
+IPV6_UNSPECIFIED = "::"
 L4_SRC_FIELD = {"tcp": "tcp_src", "udp": "udp_src"}     # OXM field of a protocol's ports
 L4_DST_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
 DHCP_SERVER_PORT = 67       # UDP source port of DHCP server replies

@@ -5,13 +5,19 @@ from dataclasses import dataclass
 
 from controller.flowsim.fields import SimError, format_packet
 from controller.compile.pipeline import (CT_DNAT, CT_EST, CT_INV, CT_NEW, CT_RPL, CT_SNAT, CT_TRK,
-                                 ETH_TYPE_IP)
+                                 ETH_TYPE_IP, ETH_TYPE_IPV6)
 
 
 # --- conntrack -----------------------------------------------------------------
 MAX_RECIRC = 6      # dpif-netdev MAX_RECIRC_DEPTH: recirculations + tunnel pops
 ICMP_REVERSE = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15}   # request <-> reply
 ICMP_NEW = {8, 13, 15}         # icmp4_valid_new: only requests start a connection
+ICMP6_REVERSE = {128: 129, 129: 128}       # echo request <-> reply (icmp6_valid_new: 128)
+ICMP6_NEW = {128}
+# per eth_type: the address fields, the ICMP protocol, its type field, its pairs
+FAMILIES = {ETH_TYPE_IP: ("ipv4_src", "ipv4_dst", 1, "icmpv4_type", ICMP_REVERSE),
+            ETH_TYPE_IPV6: ("ipv6_src", "ipv6_dst", 58, "icmpv6_type", ICMP6_REVERSE)}
+ICMP_PROTOS = {1: ICMP_REVERSE, 58: ICMP6_REVERSE}
 _L4_PORTS = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
 _NAT_BIT = {"src": CT_SNAT, "dst": CT_DNAT}
 _NAT_REVERSE = {"src": "dst", "dst": "src"}
@@ -102,31 +108,33 @@ class Conntrack:
 
     @staticmethod
     def key_of(pkt, zone):
-        if pkt.get("eth_type") != ETH_TYPE_IP:
-            raise SimError(f"ct on a non-IPv4 packet is not modelled: {format_packet(pkt)}")
+        family = FAMILIES.get(pkt.get("eth_type"))
+        if family is None:
+            raise SimError(f"ct on a non-IP packet is not modelled: {format_packet(pkt)}")
+        src_f, dst_f, icmp, type_f, pairs = family
         proto = pkt.get("ip_proto")
-        need = ["ipv4_src", "ipv4_dst", "ip_proto"] + list(_L4_PORTS.get(proto, ()))
-        if proto == 1:
-            need.append("icmpv4_type")
+        need = [src_f, dst_f, "ip_proto"] + list(_L4_PORTS.get(proto, ()))
+        if proto == icmp:
+            need.append(type_f)
         missing = [f for f in need if f not in pkt]
         if missing:
             raise SimError(f"ct needs {missing} in the packet: {format_packet(pkt)}")
         if proto in _L4_PORTS:
             a, b = (pkt[f] for f in _L4_PORTS[proto])
-        elif proto == 1:
-            if pkt["icmpv4_type"] not in ICMP_REVERSE:
-                raise SimError(f"ICMP type {pkt['icmpv4_type']} (errors are 'related' "
+        elif proto == icmp:
+            if pkt[type_f] not in pairs:
+                raise SimError(f"ICMP type {pkt[type_f]} (errors are 'related' "
                                f"via their inner header) is not modelled")
-            a, b = pkt.get("icmp_id", 0), pkt["icmpv4_type"]
+            a, b = pkt.get("icmp_id", 0), pkt[type_f]
         else:
             a = b = 0
-        return (zone, proto, pkt["ipv4_src"], pkt["ipv4_dst"], a, b)
+        return (zone, proto, pkt[src_f], pkt[dst_f], a, b)
 
     @staticmethod
     def reverse(key):
         zone, proto, src, dst, a, b = key
-        if proto == 1:
-            return (zone, proto, dst, src, a, ICMP_REVERSE[b])
+        if proto in ICMP_PROTOS:
+            return (zone, proto, dst, src, a, ICMP_PROTOS[proto][b])
         return (zone, proto, dst, src, b, a)
 
     def lookup(self, key):
@@ -156,7 +164,8 @@ class Conntrack:
             if nat is not None and conn.nat and not state & (CT_SNAT | CT_DNAT):
                 state |= self._translate(pkt, conn, reply)
                 translated = True
-        elif key[1] == 1 and key[5] not in ICMP_NEW:
+        elif (key[1] == 1 and key[5] not in ICMP_NEW) or (key[1] == 58
+                                                          and key[5] not in ICMP6_NEW):
             state = CT_INV
         else:
             state = CT_NEW
@@ -238,7 +247,8 @@ class Conntrack:
         """Rewrite `pkt` to the reverse of the other direction's key; the
         ct_state NAT bit it earns."""
         _, proto, src, dst, a, b = conn.orig if reply else conn.reply
-        pkt["ipv4_src"], pkt["ipv4_dst"] = dst, src
+        src_f, dst_f = FAMILIES[pkt["eth_type"]][:2]
+        pkt[src_f], pkt[dst_f] = dst, src
         if proto in _L4_PORTS:
             fs, fd = _L4_PORTS[proto]
             pkt[fs], pkt[fd] = b, a

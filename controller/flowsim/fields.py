@@ -4,8 +4,9 @@ import ipaddress
 import re
 
 from controller.compile.flows import MATCH_FIELDS
-from controller.compile.pipeline import (CT_INV, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_VLAN,
-                                         OFPVID_PRESENT, REGISTERS)
+from controller.compile.pipeline import (CT_INV, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6,
+                                         ETH_TYPE_VLAN, ND_NEIGHBOR_ADVERT,
+                                         ND_NEIGHBOR_SOLICIT, OFPVID_PRESENT, REGISTERS)
 
 
 class SimError(Exception):
@@ -17,14 +18,15 @@ KINDS = dict(MATCH_FIELDS, ip_ttl="int", icmp_id="int")
 _INT_WIDTH = {"in_port": 32, "metadata": 64, "eth_type": 16, "vlan_vid": 13,
               "ip_proto": 8, "arp_op": 16, "tunnel_id": 64, "tcp_src": 16,
               "tcp_dst": 16, "udp_src": 16, "udp_dst": 16, "icmpv4_type": 8,
-              "icmpv4_code": 8, **{r.oxm: r.bits for r in REGISTERS}, "ip_ttl": 8,
+              "icmpv4_code": 8, "icmpv6_type": 8, "icmpv6_code": 8, "nd_reserved": 32,
+              "nd_options_type": 8, **{r.oxm: r.bits for r in REGISTERS}, "ip_ttl": 8,
               "icmp_id": 16, "ct_zone": 16, "ct_mark": 32,
               "ct_state": 8}   # OVS refuses ct_state bits above 0x80
-WIDTH = {f: (_INT_WIDTH[f] if k == "int" else 48 if k == "mac" else 32)
+WIDTH = {f: (_INT_WIDTH[f] if k == "int" else 48 if k == "mac" else 128 if k == "ip6" else 32)
          for f, k in KINDS.items()}
 # Fields OVS refuses to mask (OFPBMC_BAD_MASK): mf_field maskable=MFM_NONE.
 UNMASKABLE = {"in_port", "eth_type", "ip_proto", "arp_op", "icmpv4_type", "icmpv4_code",
-              "ct_zone"}
+              "icmpv6_type", "icmpv6_code", "nd_reserved", "nd_options_type", "ct_zone"}
 # Fields that exist in every packet with value 0 until set (OVS flow metadata).
 DEFAULTS = {"metadata": 0, **{r.oxm: 0 for r in REGISTERS}, "tunnel_id": 0,
             "tun_ipv4_src": "0.0.0.0", "tun_ipv4_dst": "0.0.0.0", "vlan_vid": 0,
@@ -39,7 +41,18 @@ _IP = {ETH_TYPE_IP, 0x86DD}
 PREREQS = {f: [("eth_type", {ETH_TYPE_ARP})]
            for f in ("arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha")}
 PREREQS.update({f: [("eth_type", {ETH_TYPE_IP})] for f in ("ipv4_src", "ipv4_dst")})
+PREREQS.update({f: [("eth_type", {ETH_TYPE_IPV6})] for f in ("ipv6_src", "ipv6_dst")})
 PREREQS["ip_proto"] = [("eth_type", _IP)]
+_ICMP6 = [("eth_type", {ETH_TYPE_IPV6}), ("ip_proto", {58})]
+PREREQS.update({f: _ICMP6 for f in ("icmpv6_type", "icmpv6_code")})
+_ND = {ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT}
+# OVS: nd_target, nd_reserved, nd_options_type need an NS or NA; nd_sll an NS,
+# nd_tll an NA -- in the flow's own match (set_field of icmpv6_type before
+# them does not count: a real ovs-vswitchd refuses that, MATCH_INCONSISTENT)
+PREREQS.update({f: _ICMP6 + [("icmpv6_type", _ND)]
+                for f in ("ipv6_nd_target", "nd_reserved", "nd_options_type")})
+PREREQS["ipv6_nd_sll"] = _ICMP6 + [("icmpv6_type", {ND_NEIGHBOR_SOLICIT})]
+PREREQS["ipv6_nd_tll"] = _ICMP6 + [("icmpv6_type", {ND_NEIGHBOR_ADVERT})]
 PREREQS["ip_ttl"] = [("eth_type", _IP)]
 for _proto, _fields in ((6, ("tcp_src", "tcp_dst")), (17, ("udp_src", "udp_dst")),
                         (1, ("icmpv4_type", "icmpv4_code", "icmp_id"))):
@@ -56,6 +69,8 @@ def to_bits(fname, value):
         return int(value.replace(":", ""), 16)
     if kind == "ip":
         return int(ipaddress.IPv4Address(value))
+    if kind == "ip6":
+        return int(ipaddress.IPv6Address(value))
     return value
 
 
@@ -66,6 +81,8 @@ def from_bits(fname, bits):
         return ":".join(f"{b:02x}" for b in bits.to_bytes(6, "big"))
     if kind == "ip":
         return str(ipaddress.IPv4Address(bits))
+    if kind == "ip6":
+        return str(ipaddress.IPv6Address(bits))
     return bits
 
 
@@ -74,9 +91,10 @@ def _valid(fname, value):
     kind = KINDS[fname]
     if kind == "mac":
         return isinstance(value, str) and bool(_MAC_RE.match(value))
-    if kind == "ip":
+    if kind in ("ip", "ip6"):
         try:
-            return str(ipaddress.IPv4Address(value)) == value
+            return str(ipaddress.ip_address(value)) == value and \
+                ipaddress.ip_address(value).version == (4 if kind == "ip" else 6)
         except ValueError:
             return False
     return (isinstance(value, int) and not isinstance(value, bool)
@@ -179,10 +197,9 @@ def install_check(flow):
 
 def _ct_install_check(flow, match, action, bad):
     commit, zone, table, nat = action[1:]
-    if _exact(match, "eth_type") != ETH_TYPE_IP:
-        # OVS: OFPBAC_MATCH_INCONSISTENT without an IP eth_type; only IPv4
-        # conntrack is modelled here.
-        bad("ct needs eth_type=0x0800 in the match")
+    if _exact(match, "eth_type") not in _IP:
+        # OVS: OFPBAC_MATCH_INCONSISTENT without an IP eth_type
+        bad("ct needs eth_type=0x0800 or 0x86dd in the match")
     if nat not in (None, ()) and not commit:
         bad("ct with a nat range needs commit")
     if commit and "ct_state" in match:

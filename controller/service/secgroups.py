@@ -5,6 +5,7 @@ A mixin of VpcService (same lock and commit path).  Every tenant has a
 with the tenant; a port without `security_groups` is in it.  Rules are
 validated into one canonical form here, so the compiler never parses text.
 """
+import dataclasses
 import ipaddress
 import re
 import uuid
@@ -17,7 +18,7 @@ from controller.service.errors import bad_request, conflict, not_found
 from controller.service.mutator import mutator
 
 DEFAULT_GROUP = "default"
-PROTOCOLS = ("tcp", "udp", "icmp", "any")
+PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "any")
 RULE_FIELDS = ("direction", "protocol", "ports", "remote")
 PORTS_RE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
 
@@ -25,6 +26,21 @@ PORTS_RE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
 def default_rules():
     return (rule_record("egress", "any", None, "0.0.0.0/0"),
             rule_record("ingress", "any", None, f"sg:{DEFAULT_GROUP}"))
+
+
+IPV6_EGRESS = ("egress", "any", None, "::/0")
+
+
+def with_ipv6_egress(group):
+    """The default group once its tenant has an IPv6 subnet: the IPv4
+    "egress anywhere" rule gets its ::/0 twin, as AWS adds one to a VPC's
+    default security group when it gets an IPv6 block.  None when nothing
+    changes (no IPv4 egress-anywhere rule, or the twin is there)."""
+    shape = lambda r: (r["direction"], r["protocol"], r["ports"], r["remote"])  # noqa: E731
+    shapes = {shape(r) for r in group.rules}
+    if ("egress", "any", None, "0.0.0.0/0") not in shapes or IPV6_EGRESS in shapes:
+        return None
+    return dataclasses.replace(group, rules=group.rules + (rule_record(*IPV6_EGRESS),))
 
 
 def rule_record(direction, protocol, ports, remote, rule_id=None):
@@ -53,10 +69,13 @@ class SecurityGroupOperations:
                                 f"{name!r}", code="unknown_group")
         else:
             try:
-                net = ipaddress.IPv4Network(remote, strict=False)
+                net = ipaddress.ip_network(remote, strict=False)
             except ValueError:
-                raise bad_request(f"remote must be an IPv4 CIDR or 'sg:<group>'; got "
+                raise bad_request(f"remote must be an IPv4 or IPv6 CIDR or 'sg:<group>'; got "
                                   f"{remote!r}") from None
+            if (protocol, net.version) in (("icmp", 6), ("icmpv6", 4)):
+                raise bad_request(f"protocol {protocol} does not go with the IPv{net.version} "
+                                  f"remote {remote} (icmp is ICMPv4, icmpv6 is ICMPv6)")
             remote = str(net)
         return rule_record(direction, protocol, ports, remote)
 

@@ -16,13 +16,14 @@ import uuid
 
 from controller.model import ipam
 from controller.model.state import (KINDS, NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet,
-                                    Tenant, record, subnet_key)
+                                    Tenant, group_key, record, subnet_key)
 from controller.service import addressing, validate as v
 from controller.service.errors import bad_request, conflict, not_found
 from controller.service.flowlogs import FlowLogOperations
 from controller.service.mutator import active as mutator_active, mutator
 from controller.service.nat import NatOperations
-from controller.service.secgroups import SecurityGroupOperations
+from controller.service.secgroups import (DEFAULT_GROUP, SecurityGroupOperations,
+                                          with_ipv6_egress)
 from controller.service.tokens import TokenOperations
 from controller.service.trace import TraceOperations
 from controller.service.views import NullTopology, Views
@@ -213,8 +214,14 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
                     raise conflict(f"{net} overlaps subnet {s.cidr} of tenant {tenant.name!r}",
                                    code="overlap")
             subnet = Subnet(tenant.name, str(net), gateway)
-            self._commit([("put", "subnets", subnet_key(tenant.name, subnet.cidr),
-                           record(subnet))], self._tenant_hosts(tenant.name))
+            ops = [("put", "subnets", subnet_key(tenant.name, subnet.cidr), record(subnet))]
+            if net.version == 6 and not self.state.subnets_of(tenant.name, 6):
+                default = self.state.security_groups.get(group_key(tenant.name, DEFAULT_GROUP))
+                twin = default and with_ipv6_egress(default)
+                if twin:
+                    ops.append(("put", "security_groups", group_key(tenant.name, DEFAULT_GROUP),
+                                record(twin)))
+            self._commit(ops, self._tenant_hosts(tenant.name))
             return self.subnet_view(subnet)
 
     def _subnet(self, tenant_name, cidr_text):

@@ -15,6 +15,9 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.compile.flows import MOVE_FIELDS
 from controller.compile.pipeline import NAT_DST, NAT_SRC
+from controller.southbound.patches import add_nd_fields
+
+add_nd_fields()           # before any flow with nd_reserved / nd_options_type is encoded
 
 ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
 FLOW_MOD_CACHE = 131072   # serialized flow-mods kept (a few hundred bytes each)

@@ -4,7 +4,10 @@ Each is a measured fix (docs/benchmarks.md), kept here so that what we change
 in os-ken's behaviour is in one file:
   * flow-stats replies parsed for their cookies only (flowstats.py says why);
   * a deep OpenFlow listen backlog, for hundreds of switches reconnecting;
-  * one clear log line for a switch refused by OpenFlow over TLS.
+  * one clear log line for a switch refused by OpenFlow over TLS;
+  * the two OVS match fields os-ken lacks that a Neighbor Advertisement built
+    by flows needs (add_nd_fields; flowmod.py applies it when imported, as
+    every encoder of our flows needs it, not only the app).
 """
 import functools
 import logging
@@ -12,12 +15,39 @@ import ssl
 
 import eventlet
 from os_ken.lib import hub
-from os_ken.ofproto import ofproto_v1_3_parser as parser
+from os_ken.lib import type_desc
+from os_ken.ofproto import ofproto_v1_3 as ofproto, ofproto_v1_3_parser as parser, oxm_fields
 
 from controller.southbound.flowstats import CookieFlowStats
 
 OPENFLOW_BACKLOG = 1024         # pending switch connections the kernel queues for os-ken
 LOG = logging.getLogger("vpc")
+
+
+class _EricssonOxm(oxm_fields._OxmClass):
+    """OXM class 0x1000 (ERICOXM_OF_*), where OVS 2.11+ keeps nd_reserved and
+    nd_options_type (`man ovs-fields`)."""
+    _class = 0x1000
+
+
+ND_FIELDS = (("nd_reserved", 1, type_desc.Int4), ("nd_options_type", 2, type_desc.Int1))
+
+
+def add_nd_fields():
+    """Teach os-ken's OpenFlow 1.3 codec nd_reserved (the NA flags R/S/O) and
+    nd_options_type (1 = source, 2 = target link-layer address option).
+
+    Why: an NS turned into an NA in place must set the NA's flags and turn the
+    NS's source-link-layer option into a target-link-layer one; OVS has both
+    fields, os-ken knows neither.  Adding them to oxm_types and regenerating
+    the module's codec functions is what os-ken itself does for its own
+    classes at import (oxm_fields.generate).  Idempotent."""
+    names = {f.name for f in ofproto.oxm_types}
+    if all(name in names for name, _, _ in ND_FIELDS):
+        return
+    ofproto.oxm_types += [_EricssonOxm(name, num, td) for name, num, td in ND_FIELDS
+                          if name not in names]
+    oxm_fields.generate(ofproto.__name__)
 
 
 def use_cookie_flow_stats():

@@ -87,6 +87,7 @@ def worlds():
                      {"id": "icmp", "direction": "ingress", "protocol": "icmp", "ports": None,
                       "remote": "0.0.0.0/0"}],
         insecure={"p3"}).flows
+    yield "dual_stack", dual_stack_world().flows
     fw = FabricWorld(leafspine, {1: 1, 2: 2, 3: 2}, tenants, ports)
     yield "fabric_leafspine", fw.flows
     fw = FabricWorld(leafspine, {1: [1, 2], 2: 2}, [("red", "vlan", 10)],
@@ -99,6 +100,28 @@ def worlds():
     state, topo = sc.state(), sc.topo()
     yield "bench_6x6", {sc.dpid(h): compile_datapath(state, topo, sc.dpid(h))
                         for h in range(sc.hosts)}
+
+
+def dual_stack_world():
+    """Two tenants (VXLAN, VLAN) reusing fd00:1::/64, dual-stack ports, an
+    IPv6-only port in a second IPv6 subnet, an IPv4-only port, an open port,
+    IPv6 security-group rules."""
+    from tests.support.worlds import World
+    return World(
+        tenants=[("a", "vxlan", 5), ("b", "vlan", 6)],
+        subnets6=[("a", "fd00:1::/64"), ("a", "fd00:2::/64"), ("b", "fd00:1::/64")],
+        subnets=[("a", "10.0.1.0/24")],
+        ports=[("a", 1, "10.0.0.2", "fd00:1::2"), ("a", 2, "10.0.0.3", "fd00:1::3"),
+               ("a", 3, None, "fd00:2::4"), ("a", 1, "10.0.0.5"),
+               ("b", 1, "10.0.0.2", "fd00:1::2"), ("b", 3, "10.0.0.3", "fd00:1::3"),
+               ("a", 2, "10.0.0.7", "fd00:1::7")],
+        insecure={"p7"},
+        extra_rules=[{"id": "web6", "direction": "ingress", "protocol": "tcp",
+                      "ports": [80, 80], "remote": "::/0"},
+                     {"id": "ping6", "direction": "ingress", "protocol": "icmpv6",
+                      "ports": None, "remote": "fd00::/16"},
+                     {"id": "out6", "direction": "egress", "protocol": "any", "ports": None,
+                      "remote": "::/0"}])
 
 
 def capture():

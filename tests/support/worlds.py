@@ -1,6 +1,8 @@
 """Small worlds for compiler tests: a model, the topology its switches would
 report, and a simulated network of those switches (uplinks on one VLAN
 fabric, VXLAN and GRE ports in a full mesh)."""
+import ipaddress
+
 from controller.compile.datapath import compile_datapath
 from controller.compile.pipeline import TUNNEL_PORTS
 from controller.flowsim import Network
@@ -32,14 +34,16 @@ def host_name(i):
 class World:
     def __init__(self, hosts=3, tenants=(), ports=(), disconnected=(), missing=(),
                  external=(), gateway_known=True, snat=(), forwards=(), fips=(), subnets=(),
-                 extra_rules=(), insecure=()):
+                 extra_rules=(), insecure=(), subnets6=()):
         """tenants: (name, network, segment); ports: (tenant, host index, ip);
         missing: port ids whose OVS port does not exist yet; external: host
         indexes with an external port (ext0, ofport 4); snat: tenant names
         with SNAT on (slots in that order); forwards: (port id, proto, ext
         port, int port); fips: (port id, external ip); subnets: extra
         (tenant, cidr) besides 10.0.0.0/24; extra_rules: rule dicts added to
-        every tenant's default group; insecure: port ids with port_security off."""
+        every tenant's default group; insecure: port ids with port_security off;
+        subnets6: (tenant, cidr) IPv6 subnets (gateway ::1); a port may then be
+        (tenant, host index, ip or None, ip6) -- dual-stack or IPv6 only."""
         self.state = State()
         ops = []
         for i in range(1, hosts + 1):
@@ -59,13 +63,22 @@ class World:
                              rules=default_rules() + tuple(extra_rules))))
         self.ofport = {}
         next_port = {i: FIRST_PORT for i in range(1, hosts + 1)}
-        for serial, (tenant, hi, ip) in enumerate(ports, 1):
+        for tenant, cidr in subnets6:
+            ops.append(("put", "subnets", f"{tenant}/{cidr}",
+                        dict(tenant=tenant, cidr=cidr, gateway=cidr.split("/")[0] + "1")))
+        def subnet6_of(tenant, ip6):
+            return next(c for t, c in subnets6
+                        if t == tenant and ipaddress.ip_address(ip6) in ipaddress.ip_network(c))
+        for serial, (tenant, hi, ip, *ip6) in enumerate(ports, 1):
             pid = f"p{serial}"
             mac = f"02:00:00:00:{serial >> 8:02x}:{serial & 0xff:02x}"
             secure = dict(port_security=False, security_groups=()) if pid in insecure else {}
+            if ip6:
+                secure.update(ip6=ip6[0], subnet6=subnet6_of(tenant, ip6[0]))
             ops.append(("put", "ports", pid, dict(id=pid, tenant=tenant, host=host_name(hi),
                                                   port=f"c{serial}", ip=ip, mac=mac,
-                                                  subnet=subnet_of(ip), serial=serial, **secure)))
+                                                  subnet=ip and subnet_of(ip), serial=serial,
+                                                  **secure)))
             self.ofport[pid] = (host_name(hi), next_port[hi])
             next_port[hi] += 1
         for tenant, cidr in subnets:
