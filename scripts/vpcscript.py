@@ -147,6 +147,18 @@ def check_ipv4(value, what="IP address"):
     return str(ip)
 
 
+def check_ipv6(value, what="IPv6 address"):
+    """A global or unique-local unicast IPv6 address (no prefix), compressed."""
+    try:
+        ip = ipaddress.IPv6Address(value)
+    except (ipaddress.AddressValueError, ValueError):
+        raise UsageError(f"invalid {what} {value!r}: expected an IPv6 address "
+                         f"like fd00:1::5") from None
+    if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local:
+        raise UsageError(f"invalid {what} {value!r}: not a unicast address a port can hold")
+    return str(ip)
+
+
 def check_ipv4_iface(value, what="tunnel IP", require_prefix=True):
     """An IPv4 address with prefix, e.g. 198.18.0.11/24.
 

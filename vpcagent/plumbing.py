@@ -29,6 +29,7 @@ import errno
 import ipaddress
 import os
 import socket
+import subprocess
 import threading
 
 from pyroute2 import IPRoute, netns as pnetns
@@ -214,13 +215,22 @@ class Host:
                 _nl(f"rename {peer} to {ifname}", cipr.link, "set", index=cidx, ifname=ifname)
 
 
-def configure_container(target, ifname, mac, cidr, gateway, mtu=None):
-    """Inside the container's namespace: MAC, MTU, address, up, default route.
+IFA_F_NODAD = 0x02
 
-    ``cidr`` is ``ip/prefixlen``.  Re-running it is harmless (the address and
-    route are replaced, not added twice)."""
+
+def configure_container(target, ifname, mac, cidr, gateway, mtu=None, cidr6=None,
+                        gateway6=None):
+    """Inside the container's namespace: MAC, MTU, address(es), up, default route(s).
+
+    ``cidr`` / ``cidr6`` are ``ip/prefixlen`` (either may be None: an IPv6-only
+    or IPv4-only port).  With an IPv6 address, IPv6 is switched on for the
+    interface with an EUI-64 link-local address (what port security allows:
+    compile/ipv6.py) and no autoconfiguration from RAs; the address is added
+    without DAD (the controller hands out each address once).  Re-running it
+    is harmless (addresses and routes are replaced, not added twice)."""
     path = netns_path(target)
-    iface = ipaddress.IPv4Interface(cidr)
+    if cidr6:
+        ipv6_sysctls(path, ifname)
     with _ipr(path) as ipr:
         idx = _index(ipr, ifname)
         if idx is None:
@@ -235,11 +245,42 @@ def configure_container(target, ifname, mac, cidr, gateway, mtu=None):
         lo = _index(ipr, "lo")
         if lo is not None:
             _nl("set lo up", ipr.link, "set", index=lo, state="up")
-        _nl(f"address {cidr} on {ifname}", ipr.addr, "replace", index=idx,
-            address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        if gateway:
-            _nl(f"default route via {gateway}", ipr.route, "replace", dst="0.0.0.0/0",
-                gateway=str(gateway), oif=idx)
+        if cidr:
+            iface = ipaddress.IPv4Interface(cidr)
+            _nl(f"address {cidr} on {ifname}", ipr.addr, "replace", index=idx,
+                address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            if gateway:
+                _nl(f"default route via {gateway}", ipr.route, "replace", dst="0.0.0.0/0",
+                    gateway=str(gateway), oif=idx)
+        if cidr6:
+            iface6 = ipaddress.IPv6Interface(cidr6)
+            _nl(f"address {cidr6} on {ifname}", ipr.addr, "replace", index=idx,
+                address=str(iface6.ip), prefixlen=iface6.network.prefixlen,
+                family=socket.AF_INET6, flags=IFA_F_NODAD)
+            if gateway6:
+                _nl(f"default route via {gateway6}", ipr.route, "replace", dst="::/0",
+                    gateway=str(gateway6), oif=idx, family=socket.AF_INET6)
+
+
+IPV6_SYSCTLS = (("disable_ipv6", "0"), ("addr_gen_mode", "0"), ("accept_ra", "0"),
+                ("autoconf", "0"), ("accept_dad", "0"))
+
+
+def ipv6_sysctls(path, ifname):
+    """IPv6 on for `ifname` in namespace `path`: a container runtime (and the
+    lab) may have switched it off; EUI-64 link-local (addr_gen_mode 0), no
+    RA-driven addresses or routes, no DAD delay.  Sysctls have no netlink
+    call, so this enters the namespace with nsenter (util-linux)."""
+    args = []
+    for key, value in IPV6_SYSCTLS:
+        args += ["-w", f"net.ipv6.conf.{ifname}.{key}={value}"]
+    cmd = (["nsenter", f"--net={path}"] if path else []) + ["sysctl", "-q", *args]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PlumbingError(f"IPv6 settings of {ifname}: {e}") from None
+    if p.returncode != 0:
+        raise PlumbingError(f"IPv6 settings of {ifname}: {p.stderr.strip() or p.returncode}")
 
 
 def link_info(target, ifname):

@@ -59,6 +59,9 @@ class Api:
     def delete(self, path, json=None):
         return self.request("DELETE", path, json)
 
+    def patch(self, path, json=None):
+        return self.request("PATCH", path, json)
+
 
 def free_port():
     """A TCP port free on 127.0.0.1 right now (bind port 0, read, close)."""

@@ -503,11 +503,12 @@ class Lab(OutsideMixin, FabricMixin):
         except LabError:
             return False
 
-    def tcpdump(self, ns, iface, filter="", direction=None, settle=0.3, timeout=10):
+    def tcpdump(self, ns, iface, filter="", direction=None, settle=0.3, timeout=10,
+                verbose=False):
         """Capture in ``ns`` on ``iface`` while a ``with`` block runs; yields
         a ``Capture`` (``.lines``, ``.count``, ``.wait_for()``,
         ``.matching()``).  See ``labsys.capture``."""
-        return capture(ns, iface, filter, direction, settle, timeout)
+        return capture(ns, iface, filter, direction, settle, timeout, verbose)
 
     # ---- controller helpers ---------------------------------------------
     def join(self, i, api_url, extra=(), controller=None):

@@ -54,6 +54,42 @@ def udp_frame(dst_mac, src_mac, src_ip, dst_ip, sport, dport, vlan=None):
                     vlan=vlan)
 
 
+ETH_IPV6 = 0x86DD
+
+
+def ipv6_icmp(src, dst, icmp, hop_limit=255):
+    """An IPv6 header + ICMPv6 message (``icmp``: type, code, 0 checksum, body),
+    the checksum filled in over the pseudo-header."""
+    s6, d6 = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+    pseudo = s6 + d6 + struct.pack("!I3xB", len(icmp), 58)
+    icmp = icmp[:2] + struct.pack("!H", _checksum(pseudo + icmp)) + icmp[4:]
+    return struct.pack("!IHBB", 0x6000_0000, len(icmp), 58, hop_limit) + s6 + d6 + icmp
+
+
+def ipv6_udp(src, dst, sport, dport, payload=b"spoof-test"):
+    s6, d6 = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    pseudo = s6 + d6 + struct.pack("!I3xB", len(udp), 17)
+    udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp) or 0xFFFF) + udp[8:]
+    return struct.pack("!IHBB", 0x6000_0000, len(udp), 17, 64) + s6 + d6 + udp
+
+
+def router_advert(src_mac, prefix):
+    """An RA: router lifetime 1800 s, the source link-layer option and a /64 prefix
+    with the autonomous flag (what a rogue router would announce)."""
+    body = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+    body += bytes([1, 1]) + mac_bytes(src_mac)
+    pfx = socket.inet_pton(socket.AF_INET6, prefix)
+    body += struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 86400, 14400, 0) + pfx
+    return body
+
+
+def neighbor_advert(target, mac, flags=0x2000_0000):
+    """An NA for ``target`` with a target link-layer option ``mac`` (O flag)."""
+    return (struct.pack("!BBHI", 136, 0, 0, flags) + socket.inet_pton(socket.AF_INET6, target)
+            + bytes([2, 1]) + mac_bytes(mac))
+
+
 def send(iface, frames, repeat=3):
     """Write each frame ``repeat`` times on ``iface``; returns how many went out."""
     sent = 0

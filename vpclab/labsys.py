@@ -162,7 +162,7 @@ class Capture:
 
 
 @contextlib.contextmanager
-def capture(ns, iface, filter="", direction=None, settle=0.3, timeout=10):
+def capture(ns, iface, filter="", direction=None, settle=0.3, timeout=10, verbose=False):
     """Capture in ``ns`` on ``iface`` while the block runs.
 
     Yields a ``Capture`` (``.lines``, ``.count``, ``.wait_for()``,
@@ -174,6 +174,8 @@ def capture(ns, iface, filter="", direction=None, settle=0.3, timeout=10):
            "--immediate-mode", "-i", iface]
     if direction:
         cmd += ["-Q", direction]
+    if verbose:                 # checksums and ND options, each on its own line
+        cmd.append("-vv")
     if filter:
         cmd.append(filter)
     cap = Capture(cmd)

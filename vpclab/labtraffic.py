@@ -152,7 +152,8 @@ def tcp_transfer(lab, server_ns, client_ns, server_ip, nbytes, port=5001, timeou
                 f.write(chunk)
                 left -= len(chunk)
         with open(dst, "wb") as out:
-            server = lab.spawn(server_ns, "nc", "-n", "-l", str(port), stdout=out)
+            family = ["-6"] if ":" in server_ip else []      # nc listens on IPv4 otherwise
+            server = lab.spawn(server_ns, "nc", *family, "-n", "-l", str(port), stdout=out)
         if not wait_listening(lab, server_ns, port):
             raise LabError(f"nc did not listen on {port} in {server_ns}")
         client = lab.exec(client_ns, "sh", "-c", f'nc -n -N {server_ip} {port} < "{src}"',
