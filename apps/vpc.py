@@ -32,6 +32,7 @@ from controller.model.state import State
 from controller.reconcile.plan import SwitchSync
 from controller.runtime.fabric import FabricRuntime
 from controller.runtime.gateway import GatewayMacs
+from controller.runtime.router_adverts import RouterAdverts
 from controller.runtime.startup import end_startup_grace
 from controller.runtime.switches import Switches
 from controller.service.vpc import VpcService
@@ -77,6 +78,8 @@ class VpcController(app_manager.OSKenApp):
         # Learned, not desired: the external gateways' MACs (runtime/gateway.py).
         self.gateway = GatewayMacs(self.state, self.store, self.topology, self.switches,
                                    learned=collections.get("gateway_macs", {}))
+        self.router_adverts = RouterAdverts(self.state, self.topology, self.switches,
+                                            underlay_mtu=self.config.underlay_mtu)
         self.fabric = FabricRuntime(self.topology, self.state, self.switches,
                                     interval=self.config.lldp_interval,
                                     timeout=self.config.lldp_timeout)
@@ -258,6 +261,8 @@ class VpcController(app_manager.OSKenApp):
             self.metrics.packet_in("lldp")
         elif self.gateway.packet_in(dpid, data):
             self.metrics.packet_in("gateway_arp")
+        elif self.router_adverts.packet_in(dpid, in_port, data):
+            self.metrics.packet_in("router_solicit")
         else:
             self.metrics.packet_in("other")
 

@@ -173,7 +173,7 @@ class Scenario:
 def formula(state, host_name):
     """docs/pipeline.md "Flow count" for one host, no NAT, no extra SG rules
     (a tenant with IPv6 has the default group's ::/0 twin):
-    20 + 11P + 4N + 16T + 3S + R + 20P6 + 6N6 + 17T6 + 4S6.
+    20 + 11P + 4N + 16T + 3S + R + 21P6 + 6N6 + 18T6 + 4S6.
     Returns (flows, {P, T, N, R, S, P6, N6, T6, S6})."""
     local = [p for p in state.ports.values() if p.host == host_name]
     tenants = {p.tenant for p in local}
@@ -186,6 +186,6 @@ def formula(state, host_name):
              "N6": sum(1 for p in ports if getattr(p, "ip6", None)),
              "T6": len(v6), "S6": sum(1 for sn in subnets if ":" in sn.cidr)}
     flows = (20 + 11 * terms["P"] + 4 * terms["N"] + 16 * terms["T"] + 3 * terms["S"]
-             + terms["R"] + 20 * terms["P6"] + 6 * terms["N6"] + 17 * terms["T6"]
+             + terms["R"] + 21 * terms["P6"] + 6 * terms["N6"] + 18 * terms["T6"]
              + 4 * terms["S6"])
     return flows, terms

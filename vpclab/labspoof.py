@@ -84,6 +84,11 @@ def router_advert(src_mac, prefix):
     return body
 
 
+def router_solicit(src_mac):
+    """An RS with the source link-layer option (what a host sends as its link comes up)."""
+    return struct.pack("!BBHI", 133, 0, 0, 0) + bytes([1, 1]) + mac_bytes(src_mac)
+
+
 def neighbor_advert(target, mac, flags=0x2000_0000):
     """An NA for ``target`` with a target link-layer option ``mac`` (O flag)."""
     return (struct.pack("!BBHI", 136, 0, 0, flags) + socket.inet_pton(socket.AF_INET6, target)

@@ -24,16 +24,17 @@ Port security (a secured port with an IPv6 address): it may send IPv6 from
 its address and from the link-local address its MAC gives (EUI-64, what a
 Linux container's kernel configures); NS only with its own MAC as source
 link-layer address, NA only about its own addresses with its own MAC (or
-none), DAD NS and MLD reports from ::; never an RA or a redirect (RA guard).
+none), DAD NS, MLD reports and RS from ::; never an RA or a redirect (RA guard).
 """
 import ipaddress
 
-from controller.compile.flows import flow
+from controller.compile.flows import CONTROLLER, flow
+from controller.compile.meters import MeterId
 from controller.compile.pipeline import (
     ETH_TYPE_IPV6, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, IP_PROTO, IPV6_UNSPECIFIED,
     MAC_NONE, MLDV2_REPORT, ND_FLAG_OVERRIDE, ND_FLAG_ROUTER, ND_FLAG_SOLICITED,
     ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT, ND_OPT_TARGET_LL, ND_REDIRECT, ND_ROUTER_ADVERT,
-    OFPVID_NONE, CookieKind, Prio, Table, metadata_for)
+    ND_ROUTER_SOLICIT, OFPVID_NONE, CookieKind, Prio, Table, metadata_for)
 
 ICMP6 = {"eth_type": ETH_TYPE_IPV6, "ip_proto": IP_PROTO["icmpv6"]}
 ALL_NODES = ("33:33:00:00:00:01", "ff02::1")
@@ -70,7 +71,7 @@ def port_security(port, ofport, owner):
             out.append(flow(Table.PORT_SECURITY, bands.ND_OWN,
                             {**nd, "ipv6_src": src, "icmpv6_type": ND_NEIGHBOR_ADVERT,
                              "ipv6_nd_target": src, "ipv6_nd_tll": tll}, **go))
-    for kind in (ND_NEIGHBOR_SOLICIT, MLDV2_REPORT):    # DAD and its MLD join, from ::
+    for kind in (ND_NEIGHBOR_SOLICIT, MLDV2_REPORT, ND_ROUTER_SOLICIT):  # DAD, MLD, RS: from ::
         out.append(flow(Table.PORT_SECURITY, bands.ND_OWN,
                         {**nd, "ipv6_src": IPV6_UNSPECIFIED, "icmpv6_type": kind}, **go))
     for kind in (ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT, ND_ROUTER_ADVERT, ND_REDIRECT):
@@ -140,7 +141,8 @@ def nd_answer_flow(tenant):
 # --- the distributed router -----------------------------------------------------------
 def router_flows(state, tenant, rmac, own):
     """The router's IPv6 half: NS for each IPv6 gateway and the router's
-    link-local address answered (router flag set), echo to a gateway answered,
+    link-local address answered (router flag set), router solicitations to the
+    controller (runtime/router_adverts.py answers them), echo to a gateway answered,
     a route per port's ip6, an IPv6 subnet's unassigned addresses dropped."""
     subnets = state.subnets_of(tenant.name, 6)
     if not subnets:
@@ -149,6 +151,9 @@ def router_flows(state, tenant, rmac, own):
     flags = ND_FLAG_ROUTER | ND_FLAG_SOLICITED | ND_FLAG_OVERRIDE
     to_router = {"metadata": meta, "eth_dst": rmac, "eth_type": ETH_TYPE_IPV6}
     out = answer(meta, rmac, link_local(rmac), flags, own)
+    out.append(flow(Table.ARP, Prio.ARP.ROUTER_SOLICIT,
+                    {"metadata": meta, **ICMP6, "icmpv6_type": ND_ROUTER_SOLICIT},
+                    actions=[("output", CONTROLLER)], meter=MeterId.ROUTER_SOLICIT, **own))
     for s in subnets:
         out += answer(meta, rmac, s.gateway, flags, own)
         out.append(flow(Table.L3, Prio.L3.GATEWAY,

@@ -15,8 +15,10 @@ datapath must hold, and the reconciler installs them before the flows that
 use them (controller/reconcile/plan.py, controller/southbound/flowmod.py).
 
 One meter per purpose per bridge: the bridge's whole budget for that kind
-of packet-in.  No flow punts traffic that comes from a container (ARP,
-flooding and routing are answered by flows).
+of packet-in.  The one flow that punts traffic from a container is an IPv6
+router solicitation (the RA answering it carries the tenant's prefixes and
+is built by the controller, compile/ipv6.py), metered like the rest; ARP, NS,
+flooding and routing are answered by flows.
 
 Per port: the flood budget of each secured container port (`port_meter`).
 Every group-addressed or unknown-unicast frame a port sends is replicated by
@@ -39,6 +41,7 @@ class MeterId(IntEnum):
     """Meter ids on a bridge (OpenFlow meter ids start at 1)."""
     GATEWAY_ARP = 1     # EXT_IN: the external gateway's ARP replies -> controller
     LLDP = 2            # fabric switches: LLDP frames -> controller (link discovery)
+    ROUTER_SOLICIT = 3  # ARP: IPv6 router solicitations -> controller (it answers an RA)
 
 
 # Per-port meters: PORT_METER_BASE + port serial (1..pipeline.MAX_PORT_SERIAL).
@@ -66,6 +69,8 @@ class Meter:
 METERS = {
     MeterId.GATEWAY_ARP: Meter(MeterId.GATEWAY_ARP, rate=10, burst=20),
     MeterId.LLDP: Meter(MeterId.LLDP, rate=100, burst=200),
+    # a container solicits a router a few times when its interface comes up
+    MeterId.ROUTER_SOLICIT: Meter(MeterId.ROUTER_SOLICIT, rate=10, burst=20),
 }
 
 

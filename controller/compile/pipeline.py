@@ -96,6 +96,7 @@ class Prio:
     class ARP(IntEnum):
         DAD_OWNER = 120         # a port's DAD for its own IPv6 address: not answered (go on)
         DAD_TAKEN = 110         # DAD for an IPv6 address someone has: NA to all-nodes
+        ROUTER_SOLICIT = 105    # an IPv6 RS: to the controller (metered), which answers an RA
         RESPOND = 100           # ARP request / IPv6 NS for an address of the tenant or a
                                 # gateway: answered in place (NA built by set_field)
         MISS = 0                # not an ARP we answer: go on

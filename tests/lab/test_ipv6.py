@@ -98,7 +98,20 @@ def test_routing_isolation_spoofing_and_security_groups(lab, api, pair, make_con
         assert wait_for(lambda: pings(lab, r1["ns"], "fd00:62::5", count=1), 20)
         assert wait_for(lambda: pings(lab, r1["ns"], r3["ip6"], count=1), 20)
 
+        # a router solicitation gets the tenant router's RA: M and O set, both
+        # prefixes on-link, not for autoconfiguration (a static address stays)
         ll = link_local(r1["mac"])
+        rs = labspoof.ethernet("33:33:00:00:00:02", r1["mac"], ETH_IPV6, labspoof.ipv6_icmp(
+            ll, "ff02::2", labspoof.router_solicit(r1["mac"])))
+        with lab.tcpdump(r1["ns"], "eth0", "icmp6 and ip6[40] == 134", direction="in",
+                         verbose=True) as ras:
+            labspoof.send_from(lab, r1["ns"], [rs])
+            ras.wait_for("prefix info", timeout=10)
+        text = "\n".join(ras.lines)
+        assert "router advertisement" in text and "managed" in text and "other" in text, text
+        assert "fd00:61::/64" in text and "fd00:62::/64" in text and "[icmp6 sum ok]" in text
+        assert f"> {ll}:" in text, text                          # unicast to the solicitor
+
         legit = [ns_for("fe80::abcd", r1["mac"], ll),                       # floods in red
                  labspoof.ethernet(r3["mac"], r1["mac"], ETH_IPV6,
                                    labspoof.ipv6_udp(r1["ip6"], r3["ip6"], 40000, 41000))]

@@ -163,3 +163,15 @@ def test_the_flow_count_formula_holds_for_dual_stack_hosts():
     for h in ("h1", "h2", "h3"):
         expected, terms = formula(world.state, h)
         assert len(world.flows[h]) == expected, (h, terms)
+
+
+def test_a_router_solicitation_goes_to_the_controller_metered(w):
+    from controller.compile.meters import MeterId
+    p1 = w.port("p1")
+    got = w.send("p1", eth_dst="33:33:00:00:00:02", **ICMP6, ipv6_src=link_local(p1.mac),
+                 ipv6_dst="ff02::2", icmpv6_type=133, icmpv6_code=0)
+    assert got == []
+    [pin] = w.net.packet_ins
+    assert pin.switch == "h1" and pin.packet["icmpv6_type"] == 133
+    rs_flows = [f for f in w.flows["h1"] if ("icmpv6_type", 133) in f.match and f.actions]
+    assert rs_flows and all(f.meter == MeterId.ROUTER_SOLICIT for f in rs_flows)
