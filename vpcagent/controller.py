@@ -144,7 +144,9 @@ class Controller:
     def create_port(self, tenant, name, subnet, ip=None, mac=None):
         """POST a port on this host.  A retry (same name, this host) adopts
         the port the first attempt made."""
-        body = {"host": self.host, "port": name, "subnet": subnet}
+        # IPv4 only: the Docker driver and the CNI plugin configure no IPv6 yet,
+        # so a port of a dual-stack tenant made here gets no IPv6 address either
+        body = {"host": self.host, "port": name, "subnet": subnet, "family": "ipv4"}
         if ip:
             body["ip"] = ip
         if mac:
@@ -170,7 +172,7 @@ class Controller:
         and the refusal raised, so nothing is lost or leaked."""
         body = {"host": port["host"], "port": port["port"], "subnet": port["subnet"],
                 "ip": port["ip"], "security_groups": port["security_groups"],
-                "port_security": port["port_security"]}
+                "port_security": port["port_security"], "family": "ipv4"}
         self.delete_port(tenant, port["id"])
         try:
             return self.call("POST", path("tenants", tenant, "ports"), dict(body, mac=mac))

@@ -18,7 +18,7 @@ from vpcctl.cliutil import AliasGroup, json_option, listing, pass_state, quiet_o
 from vpcctl.client import path
 
 DIRECTIONS = {"in": "ingress", "ingress": "ingress", "out": "egress", "egress": "egress"}
-PROTOCOLS = ("tcp", "udp", "icmp", "any")
+PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "any")
 PORTS_RE = re.compile(r"[0-9]{1,5}(?:-[0-9]{1,5})?")
 
 RULE_SPEC_HELP = """\b
@@ -45,9 +45,10 @@ def check_remote(remote):
     if remote.startswith("sg:"):
         return None if remote[3:] else "remote sg: needs a group name, e.g. sg:web"
     try:
-        ipaddress.IPv4Network(remote, strict=False)
+        ipaddress.ip_network(remote, strict=False)
     except ValueError:
-        return f"remote must be an IPv4 CIDR (10.0.0.0/8) or sg:NAME; got {remote!r}"
+        return (f"remote must be an IPv4 or IPv6 CIDR (10.0.0.0/8, fd00::/16) or sg:NAME; "
+                f"got {remote!r}")
     return None
 
 

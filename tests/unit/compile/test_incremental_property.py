@@ -164,8 +164,8 @@ def step(lab, data):
         s.create_tenant({"name": tenant, "network": data.draw(st.sampled_from(
             ["vlan", "vxlan", "gre"]))})
     elif kind == "subnet":
-        s.create_subnet(tenant, {"cidr": data.draw(st.sampled_from(["10.0.0.0/24",
-                                                                    "10.1.0.0/24"]))})
+        s.create_subnet(tenant, {"cidr": data.draw(st.sampled_from(
+            ["10.0.0.0/24", "10.1.0.0/24", "fd00:1::/64", "fd00:2::/64"]))})
     elif kind == "attach":
         body = {"host": data.draw(st.sampled_from(HOSTS)),
                 "port": data.draw(st.sampled_from(PORT_NAMES))}
@@ -173,7 +173,8 @@ def step(lab, data):
         if dpid in lab.ofports and body["port"] not in lab.ofports[dpid] and \
                 data.draw(st.integers(0, 4)):
             lab.ovs_port(dpid, body["port"], True)     # usually the OVS port is there first
-        choice = data.draw(st.sampled_from(["plain", "insecure", "groups", "ip"]))
+        choice = data.draw(st.sampled_from(["plain", "insecure", "groups", "ip", "ip6",
+                                            "v4only", "v6only"]))
         if choice == "insecure":
             body["port_security"] = False
         elif choice == "groups":
@@ -181,6 +182,10 @@ def step(lab, data):
                                                          max_size=2, unique=True))
         elif choice == "ip":
             body["ip"] = data.draw(st.sampled_from(["10.0.0.5", "10.1.0.5"]))
+        elif choice == "ip6":
+            body["ip6"] = data.draw(st.sampled_from(["fd00:1::5", "fd00:2::5"]))
+        elif choice in ("v4only", "v6only"):
+            body["family"] = "ipv4" if choice == "v4only" else "ipv6"
         s.create_port(tenant, body)
     elif kind == "detach" and ports:
         s.delete_port(tenant, _pick(data, ports))
@@ -219,7 +224,8 @@ def step(lab, data):
         if fips:
             s.delete_fip(tenant, _pick(data, fips))
     elif kind == "del_subnet":
-        s.delete_subnet(tenant, data.draw(st.sampled_from(["10.0.0.0_24", "10.1.0.0_24"])))
+        s.delete_subnet(tenant, data.draw(st.sampled_from(["10.0.0.0_24", "10.1.0.0_24",
+                                                           "fd00:1::_64", "fd00:2::_64"])))
     elif kind == "del_tenant":
         s.delete_tenant(tenant)
     elif kind in ("ovs_add", "ovs_del"):
@@ -248,10 +254,11 @@ def step(lab, data):
 
 
 def _rule(data):
-    proto = data.draw(st.sampled_from(["tcp", "udp", "icmp", "any"]))
+    proto = data.draw(st.sampled_from(["tcp", "udp", "icmp", "icmpv6", "any"]))
+    remotes = ["sg:default", "sg:web"] + (["::/0", "fd00:1::/64"] if proto != "icmp" else []) \
+        + (["0.0.0.0/0", "10.0.0.0/24"] if proto != "icmpv6" else [])
     rule = {"direction": data.draw(st.sampled_from(["ingress", "egress"])), "protocol": proto,
-            "remote": data.draw(st.sampled_from(["0.0.0.0/0", "10.0.0.0/24", "sg:default",
-                                                 "sg:web"]))}
+            "remote": data.draw(st.sampled_from(remotes))}
     if proto in ("tcp", "udp"):
         rule["ports"] = data.draw(st.sampled_from(["80", "8000-8080"]))
     return rule
@@ -267,6 +274,8 @@ def test_incremental_compile_equals_full_recompile_after_every_step(data):
         for n, (t, net) in enumerate((("t1", "vxlan"), ("t2", "vlan"), ("t3", "gre"))):
             lab.service.create_tenant({"name": t, "network": net})
             lab.service.create_subnet(t, {"cidr": "10.0.0.0/24"})
+            if t == "t1":                                   # and one dual-stack tenant
+                lab.service.create_subnet(t, {"cidr": "fd00:1::/64"})
             for h in (1 + n % 3, 1 + (n + 1) % 3):
                 lab.ovs_port(h, PORT_NAMES[n], True)
                 lab.service.create_port(t, {"host": f"h{h}", "port": PORT_NAMES[n]})

@@ -433,7 +433,7 @@ def test_attach_plumbs_through_the_agent_code(monkeypatch, capsys):
                              "vpc-owner": "attach"}) in calls[1]
     assert calls[2] == ("move_into", peer, "/run/netns/c1", "eth0")
     assert calls[3] == ("configure_container", "/run/netns/c1", "eth0", PORT["mac"],
-                        "10.0.0.5/24", "10.0.0.1", 1450)
+                        "10.0.0.5/24", "10.0.0.1", 1450, None, None)    # no IPv6 address
     assert [m for m, _, _ in api] == ["POST"]
 
 

@@ -39,7 +39,7 @@ def test_rule_spec_parses(spec, rule):
     ("in:tcp:ssh", "ports must look like 22 or 8000-8080"),
     ("in:icmp:22", "need protocol tcp or udp"),
     ("in::22", "need protocol tcp or udp"),
-    ("in:tcp:22:web", "remote must be an IPv4 CIDR"),
+    ("in:tcp:22:web", "remote must be an IPv4 or IPv6 CIDR"),
     ("in:any::sg:", "needs a group name"),
     ("", "direction must be"),
 ])
@@ -163,7 +163,7 @@ def test_bad_specs_and_options_exit_2(world):
     assert "Invalid value for '--rule'" in err and "'up:tcp': direction must be in or out" in err
     err = vpc.fail(2, "sg", "set-rules", "red", "default", "--rule", "in:tcp:ssh")
     assert "ports must look like 22 or 8000-8080" in err
-    assert "remote must be an IPv4 CIDR" in vpc.fail(2, "sg", "create", "red", "x", "--rule",
+    assert "remote must be an IPv4 or IPv6 CIDR" in vpc.fail(2, "sg", "create", "red", "x", "--rule",
                                                      "in:tcp:22:web")
     err = vpc.fail(2, "sg", "rule", "add", "red", "default", "--direction", "ingress",
                    "--protocol", "icmp", "--ports", "22")
