@@ -69,7 +69,7 @@ class VpcController(app_manager.OSKenApp):
         collections = self.store.load()
         self.state = State(collections)
         self.topology = Topology()
-        self.topology.sync_hosts(self.state.hosts.values())
+        self._sync_hosts()
         # Until each registered host's bridge is back (or VPC_STARTUP_GRACE
         # passes) the compiler treats it as connected: a restart is hitless.
         self.topology.presume_connected(h.dpid for h in self.state.hosts.values())
@@ -157,12 +157,20 @@ class VpcController(app_manager.OSKenApp):
         return flows
 
     def _model_changed(self, host_names):
-        self.topology.sync_hosts(self.state.hosts.values())
+        # Only when a host changed: syncing rebuilds the whole tunnel mesh
+        # (every pair of hosts) and invalidates the topology snapshot every
+        # compile reads -- at 100 hosts that was most of an attach's POST.
+        if self.state.hosts != self._hosts_synced:
+            self._sync_hosts()
         for name in host_names:
             host = self.state.hosts.get(name)
             if host is not None:
                 self.switches.request(host.dpid)
         self.fabric.model_changed()
+
+    def _sync_hosts(self):
+        self.topology.sync_hosts(self.state.hosts.values())
+        self._hosts_synced = dict(self.state.hosts)
 
     def _remote_change(self):
         """Another controller wrote to the shared store (etcd)."""

@@ -104,6 +104,8 @@ class IncrementalCompiler:
         State: the tenant, its ports, subnets and security groups."""
         if state is not self._state:
             self._state, self._inputs = state, {}
+            for slot in [k for k in self._shared if k[0] not in state.tenants]:
+                del self._shared[slot]            # a deleted tenant's pieces
         got = self._inputs.get(tenant.name)
         if got is None or got[0] is not tenant:
             got = self._inputs[tenant.name] = (
@@ -123,7 +125,11 @@ class IncrementalCompiler:
 
     # --- compiling ---------------------------------------------------------------
     def compile(self, state, topo, dpid, pause=None):
-        """The Delta of host datapath `dpid` (None when dpid is no host's)."""
+        """The Delta of host datapath `dpid` (None when dpid is no host's).
+
+        `state` must not change once compiled from: a changed model comes as
+        another State object (State.snapshot(), which the app passes), since
+        what is remembered per State (tenant_inputs) is keyed by identity."""
         host = state.host_by_dpid(dpid)
         if host is None:
             self._dps.pop(dpid, None)
