@@ -1,6 +1,7 @@
 """POST /v1/tenants/{t}/trace through the real REST app: read-only, tenant-scoped,
 clear 400s, and the live topology graph as the app holds it."""
 from controller.compile.pipeline import TUNNEL_PORTS
+from controller.service.trace import TraceBudget
 from tests.support.rest_api import Api
 from topology.graph import Topology
 
@@ -21,10 +22,11 @@ class FakeApp:
         return self.topology.port_link_down(dpid, name)
 
 
-def world(tmp_path):
+def world(tmp_path, budget=None):
     api = Api(tmp_path)
     app = FakeApp()
     api.service.topology = app
+    api.service.trace_budget = budget or TraceBudget(per_tenant=(1e6, 1e6), overall=(1e6, 1e6))
     for i in (1, 2):
         api.ok("POST", "/v1/hosts", {"name": f"h{i}", "dpid": i, "tunnel_ip": f"198.18.0.1{i}"})
     api.ok("POST", "/v1/tenants", {"name": "red", "network": "vxlan"})
@@ -88,3 +90,18 @@ def test_live_without_a_tracer_says_so(tmp_path):
     code, out = api.call("POST", "/v1/tenants/red/trace",
                          {"from": api.ids["p1"], "to": api.ids["p2"], "live": True})
     assert code == 200 and out["live"]["available"] is False
+
+
+def test_traces_have_a_budget_per_tenant(tmp_path):
+    """A trace costs the controller a compile: past the tenant's budget (2/s,
+    burst 10) the answer is 429 with Retry-After, and the budget comes back."""
+    now = [100.0]
+    api = world(tmp_path, TraceBudget(clock=lambda: now[0]))
+    body = {"from": api.ids["p1"], "to": api.ids["p2"], "proto": "tcp", "dport": 80}
+    codes = [api.call("POST", "/v1/tenants/red/trace", body)[0] for _ in range(11)]
+    assert codes == [200] * 10 + [429]
+    code, out = api.call("POST", "/v1/tenants/red/trace", body)
+    assert code == 429 and out["error"]["code"] == "rate_limited", out
+    now[0] += 1.0                                         # two more tokens a second later
+    assert [api.call("POST", "/v1/tenants/red/trace", body)[0] for _ in range(3)] == \
+        [200, 200, 429]
