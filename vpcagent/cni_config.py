@@ -44,7 +44,7 @@ MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 NETWORK_TYPES = ("vlan", "vxlan", "gre")
 PROTOCOLS = ("tcp", "udp")
 MAX_FORWARD_PORT = 32767
-KNOWN_KEYS = {"cniVersion", "cniVersions", "name", "type", "tenant", "subnet", "network",
+KNOWN_KEYS = {"cniVersion", "cniVersions", "name", "type", "tenant", "subnet", "subnet6", "network",
               "mtu", "agentSocket", "dns", "args", "runtimeConfig", "capabilities",
               "prevResult", "cni.dev/valid-attachments", "cni.dev/attachments",
               "disableCheck", "disableGC"}
@@ -164,6 +164,7 @@ def parse_config(conf, command):
                        f"'_', '.', '-'; at most 63)")
     cfg = {"cniVersion": version, "name": name, "tenant": tenant,
            "subnet": _subnet(conf.get("subnet")), "network": conf.get("network"),
+           "subnet6": _subnet6(conf.get("subnet6")),
            "mtu": conf.get("mtu"), "dns": conf.get("dns") or {},
            "agentSocket": conf.get("agentSocket") or DEFAULT_SOCKET}
     if cfg["network"] is not None and cfg["network"] not in NETWORK_TYPES:
@@ -181,7 +182,10 @@ def parse_config(conf, command):
     if not isinstance(rc, dict):
         raise CniError(E_CONFIG, "runtimeConfig must be an object")
     cfg["portMappings"] = _port_mappings(rc.get("portMappings") or [])
-    cfg["ip"], cfg["mac"] = _requested(rc)
+    cfg["ip"], cfg["ip6"], cfg["mac"] = _requested(rc)
+    if cfg["ip6"] and not cfg["subnet6"]:
+        raise CniError(E_CONFIG, f"runtimeConfig.ips asks for {cfg['ip6']}, but the network "
+                       f"has no subnet6")
     cfg["prevResult"] = conf.get("prevResult")
     if command == "GC":
         cfg["validAttachments"] = _attachments(conf.get("cni.dev/valid-attachments"))
@@ -199,6 +203,20 @@ def _subnet(value):
                        f"bits zero, e.g. 10.1.0.0/24") from None
     if net.prefixlen > 30:
         raise CniError(E_CONFIG, f"subnet {value} is too small (at most /30)")
+    return str(net)
+
+
+def _subnet6(value):
+    """The optional IPv6 subnet of a dual-stack network (/64 .. /120)."""
+    if value is None:
+        return None
+    try:
+        net = ipaddress.IPv6Network(value)
+    except (ValueError, TypeError):
+        raise CniError(E_CONFIG, f"subnet6 {value!r} is not an IPv6 CIDR with its host bits "
+                       f"zero, e.g. fd00:1::/64") from None
+    if not 64 <= net.prefixlen <= 120:
+        raise CniError(E_CONFIG, f"subnet6 {value}: the prefix length must be /64 to /120")
     return str(net)
 
 
@@ -229,20 +247,26 @@ def _port_mappings(value):
 
 
 def _requested(rc):
-    """runtimeConfig.ips / runtimeConfig.mac (capabilities "ips", "mac")."""
+    """runtimeConfig.ips / runtimeConfig.mac (capabilities "ips", "mac"):
+    (IPv4 or None, IPv6 or None, MAC or None)."""
     ips = rc.get("ips") or []
-    if not isinstance(ips, list) or len(ips) > 1:
-        raise CniError(E_CONFIG, "runtimeConfig.ips: at most one IPv4 address")
-    ip = None
-    if ips:
+    if not isinstance(ips, list) or len(ips) > 2:
+        raise CniError(E_CONFIG, "runtimeConfig.ips: at most one IPv4 and one IPv6 address")
+    got = {}
+    for text in ips:
         try:
-            ip = str(ipaddress.IPv4Interface(ips[0]).ip)
+            addr = ipaddress.ip_interface(text).ip
         except (ValueError, TypeError):
-            raise CniError(E_CONFIG, f"runtimeConfig.ips {ips[0]!r} is not IPv4") from None
+            raise CniError(E_CONFIG, f"runtimeConfig.ips {text!r} is not an IP address") \
+                from None
+        if addr.version in got:
+            raise CniError(E_CONFIG, "runtimeConfig.ips: at most one IPv4 and one IPv6 address")
+        got[addr.version] = str(addr)
+    ip, ip6 = got.get(4), got.get(6)
     mac = rc.get("mac")
     if mac is not None and (not isinstance(mac, str) or not MAC_RE.match(mac)):
         raise CniError(E_CONFIG, f"runtimeConfig.mac {mac!r} is not a MAC address")
-    return ip, mac.lower() if mac else None
+    return ip, ip6, mac.lower() if mac else None
 
 
 def _attachments(value):
@@ -276,32 +300,41 @@ def requested_address(cfg, env):
 
 
 # -- result ------------------------------------------------------------------------------
-def result(cfg, port, host_if, host_mac, netns, ifname):
-    """The ADD result for the controller port ``port`` (ip, prefixlen, mac, gateway)."""
-    ip = {"address": f"{port['ip']}/{port['prefixlen']}", "interface": 1}
-    if port.get("gateway"):
-        ip["gateway"] = port["gateway"]
-    if cfg["cniVersion"] == "0.4.0":
-        ip["version"] = "4"
-    out = {"cniVersion": cfg["cniVersion"],
-           "interfaces": [{"name": host_if, "mac": host_mac or ""},
-                          {"name": ifname, "mac": port["mac"], "sandbox": netns}],
-           "ips": [ip],
-           "routes": [{"dst": "0.0.0.0/0", "gw": port["gateway"]}] if port.get("gateway")
-           else [],
-           "dns": dict(cfg.get("dns") or {})}
+def port_addresses(port):
+    """[(version, "ip/len", gateway)] of a controller port: IPv4, then IPv6."""
+    out = []
+    if port.get("ip"):
+        out.append(("4", f"{port['ip']}/{port['prefixlen']}", port.get("gateway")))
+    if port.get("ip6"):
+        out.append(("6", f"{port['ip6']}/{port['prefixlen6']}", port.get("gateway6")))
     return out
 
 
-def prev_address(cfg):
-    """The container address in a CHECK's prevResult, or None."""
+def result(cfg, port, host_if, host_mac, netns, ifname):
+    """The ADD result for the controller port ``port``: its IPv4 (and, on a
+    dual-stack network, IPv6) address, gateway and default route."""
+    ips, routes = [], []
+    for version, address, gateway in port_addresses(port):
+        ip = {"address": address, "interface": 1}
+        if gateway:
+            ip["gateway"] = gateway
+            routes.append({"dst": "0.0.0.0/0" if version == "4" else "::/0", "gw": gateway})
+        if cfg["cniVersion"] == "0.4.0":
+            ip["version"] = version
+        ips.append(ip)
+    return {"cniVersion": cfg["cniVersion"],
+            "interfaces": [{"name": host_if, "mac": host_mac or ""},
+                           {"name": ifname, "mac": port["mac"], "sandbox": netns}],
+            "ips": ips, "routes": routes, "dns": dict(cfg.get("dns") or {})}
+
+
+def prev_addresses(cfg):
+    """The container addresses in a CHECK's prevResult, or None without one."""
     prev = cfg.get("prevResult")
     if not isinstance(prev, dict):
         return None
-    for ip in prev.get("ips") or []:
-        if isinstance(ip, dict) and isinstance(ip.get("address"), str):
-            return ip["address"]
-    return None
+    return [ip["address"] for ip in prev.get("ips") or []
+            if isinstance(ip, dict) and isinstance(ip.get("address"), str)]
 
 
 def socket_path(conf_or_cfg, environ=None):

@@ -127,7 +127,8 @@ class CniHandlers:
         tenant = cfg["tenant"]
         self.network(cfg)
         host_if, peer = cc.port_names(cid, ifname)
-        port = self.c.create_port(tenant, host_if, cfg["subnet"], ip=ip, mac=mac)
+        port = self.c.create_port(tenant, host_if, cfg["subnet"], ip=ip, mac=mac,
+                                  subnet6=cfg.get("subnet6"), ip6=cfg.get("ip6"))
         try:
             mtu = self.mtu(cfg, port)
             ids = {"vpc-port-id": port["id"], "vpc-tenant": tenant, "vpc-owner": "cni",
@@ -136,7 +137,9 @@ class CniHandlers:
             self.host.create_port(host_if, peer, mtu=mtu, external_ids=ids)
             self.host.move_into(peer, netns, ifname)
             configure_container(netns, ifname, port["mac"],
-                                f"{port['ip']}/{port['prefixlen']}", port.get("gateway"), mtu)
+                                f"{port['ip']}/{port['prefixlen']}", port.get("gateway"), mtu,
+                                port.get("ip6") and f"{port['ip6']}/{port['prefixlen6']}",
+                                port.get("gateway6"))
             if cfg["portMappings"]:
                 self.c.publish(tenant, port, cfg["portMappings"])
         except (CniError, ProtocolError, PlumbingError) as e:
@@ -156,16 +159,18 @@ class CniHandlers:
         network type; refused (code 7) when missing otherwise."""
         tenant, subnet = cfg["tenant"], cfg["subnet"]
         if cfg["network"]:
+            if cfg.get("subnet6"):
+                self.c.ensure_network(tenant, cfg["network"], cfg["subnet6"])
             return self.c.ensure_network(tenant, cfg["network"], subnet)
         if self.c.tenant(tenant) is None:
             raise CniError(cc.E_CONFIG, f"tenant {tenant!r} does not exist at the controller: "
                            f"create it (vpcctl tenant create {tenant} --network vxlan) or add "
                            f"\"network\": \"vxlan\" to the network configuration")
-        s = self.c.subnet(tenant, subnet)
-        if s is None:
-            raise CniError(cc.E_CONFIG, f"tenant {tenant!r} has no subnet {subnet} at the "
-                           f"controller (vpcctl subnet create {tenant} {subnet})")
-        return s
+        for want in (subnet, cfg.get("subnet6")):
+            if want and self.c.subnet(tenant, want) is None:
+                raise CniError(cc.E_CONFIG, f"tenant {tenant!r} has no subnet {want} at the "
+                               f"controller (vpcctl subnet create {tenant} {want})")
+        return self.c.subnet(tenant, subnet)
 
     @staticmethod
     def mtu(cfg, port):
@@ -223,10 +228,12 @@ class CniHandlers:
         if port is None:
             differ(f"the controller has no port {host_if} of tenant {cfg['tenant']!r} on host "
                    f"{self.c.host}")
-        cidr = f"{port['ip']}/{port['prefixlen']}"
-        prev = cc.prev_address(cfg)
-        if prev is not None and prev != cidr:
-            differ(f"prevResult has {prev}, the controller's port has {cidr}")
+        addresses = cc.port_addresses(port)
+        cidrs = [a for _, a, _ in addresses]
+        prev = cc.prev_addresses(cfg)
+        if prev is not None and sorted(prev) != sorted(cidrs):
+            differ(f"prevResult has {', '.join(prev) or 'no address'}, the controller's port "
+                   f"has {', '.join(cidrs)}")
         if port.get("status") == "down":
             differ(f"the controller reports port {host_if} down"
                    f"{': ' + port['reason'] if port.get('reason') else ''}")
@@ -239,12 +246,16 @@ class CniHandlers:
             differ(f"{netns} has no interface {ifname}")
         if (inside["mac"] or "").lower() != port["mac"].lower():
             differ(f"{ifname} has MAC {inside['mac']}, the controller's port {port['mac']}")
-        if cidr not in inside["addresses"]:
-            differ(f"{ifname} lacks address {cidr} (has {', '.join(inside['addresses']) or 'none'})")
+        for cidr in cidrs:
+            if cidr not in inside["addresses"]:
+                differ(f"{ifname} lacks address {cidr} "
+                       f"(has {', '.join(inside['addresses']) or 'none'})")
         if not inside["up"]:
             differ(f"{ifname} is down")
-        if port.get("gateway") and inside["gateway"] != port["gateway"]:
-            differ(f"the default route is via {inside['gateway']}, not {port['gateway']}")
+        for version, _, gateway in addresses:
+            have = inside["gateway" if version == "4" else "gateway6"]
+            if gateway and have != gateway:
+                differ(f"the IPv{version} default route is via {have}, not {gateway}")
         return None
 
     # -- GC ----------------------------------------------------------------------------------

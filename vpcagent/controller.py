@@ -85,9 +85,10 @@ class Controller:
             raise ProtocolError(f"tenant {tenant!r} exists at the controller with network "
                                 f"{t['network']}, not {network}; use -o vpc.network="
                                 f"{t['network']} or another tenant")
-        net = ipaddress.IPv4Network(cidr)
+        net = ipaddress.ip_network(cidr)
         for other in t.get("subnets", []):
-            if other != str(net) and ipaddress.IPv4Network(other).overlaps(net):
+            theirs = ipaddress.ip_network(other)       # a dual-stack tenant has both kinds
+            if theirs.version == net.version and other != str(net) and theirs.overlaps(net):
                 raise ProtocolError(f"tenant {tenant!r} already has subnet {other}, which "
                                     f"overlaps {net} without being equal; use --subnet "
                                     f"{other} to join it")
@@ -141,12 +142,17 @@ class Controller:
     def port(self, tenant, port_id):
         return self.get("tenants", tenant, "ports", port_id, missing_ok=True)
 
-    def create_port(self, tenant, name, subnet, ip=None, mac=None):
+    def create_port(self, tenant, name, subnet, ip=None, mac=None, subnet6=None, ip6=None):
         """POST a port on this host.  A retry (same name, this host) adopts
-        the port the first attempt made."""
-        # IPv4 only: the Docker driver and the CNI plugin configure no IPv6 yet,
-        # so a port of a dual-stack tenant made here gets no IPv6 address either
-        body = {"host": self.host, "port": name, "subnet": subnet, "family": "ipv4"}
+        the port the first attempt made.  IPv6 only when asked for (`subnet6`:
+        the CNI plugin's dual-stack networks); the Docker driver configures no
+        IPv6, so its ports of a dual-stack tenant get none either."""
+        body = {"host": self.host, "port": name, "subnet": subnet,
+                "family": "dual" if subnet6 else "ipv4"}
+        if subnet6:
+            body["subnet6"] = subnet6
+        if ip6:
+            body["ip6"] = ip6
         if ip:
             body["ip"] = ip
         if mac:

@@ -286,8 +286,9 @@ def ipv6_sysctls(path, ifname):
 def link_info(target, ifname):
     """Read-only view of ``ifname`` in namespace ``target`` (None: this
     process's): ``{"index", "mac", "mtu", "up", "addresses": ["ip/len"],
-    "gateway"}`` (gateway: of a default route through it), or None when the
-    interface (or the namespace) is not there.  For CNI CHECK and results."""
+    "gateway", "gateway6"}`` (addresses: IPv4 and global IPv6; a gateway: of
+    a default route through it), or None when the interface (or the
+    namespace) is not there.  For CNI CHECK and results."""
     path = netns_path(target)
     if path is not None and not os.path.exists(path):
         return None
@@ -298,9 +299,15 @@ def link_info(target, ifname):
         link = ipr.get_links(idx)[0]
         addrs = [f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
                  for a in ipr.get_addr(index=idx, family=socket.AF_INET)]
-        gateway = None
-        for r in ipr.get_routes(family=socket.AF_INET, oif=idx):
-            if r["dst_len"] == 0 and r.get("RTA_GATEWAY"):
-                gateway = r.get("RTA_GATEWAY")
+        addrs += [f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
+                  for a in ipr.get_addr(index=idx, family=socket.AF_INET6)
+                  if not a.get("IFA_ADDRESS", "").startswith("fe80:")]
+        gateways = {}
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for r in ipr.get_routes(family=family, oif=idx):
+                if r["dst_len"] == 0 and r.get("RTA_GATEWAY"):
+                    gateways[family] = r.get("RTA_GATEWAY")
         return {"index": idx, "mac": link.get("IFLA_ADDRESS"), "mtu": link.get("IFLA_MTU"),
-                "up": bool(link["flags"] & 1), "addresses": addrs, "gateway": gateway}
+                "up": bool(link["flags"] & 1), "addresses": addrs,
+                "gateway": gateways.get(socket.AF_INET),
+                "gateway6": gateways.get(socket.AF_INET6)}

@@ -221,6 +221,27 @@ def test_add_on_two_hosts_then_check_second_add_and_del(cni, lab):
     assert cni.leftovers() == {}
 
 
+def test_a_dual_stack_network(cni, lab):
+    """subnet6 in the configuration: pods on two hosts get an address of each
+    family, reach each other over IPv6 (and IPv4), and CHECK is content."""
+    six = "fd00:99::/64"
+    ns1, path1 = cni.container("s", 1)
+    ns2, path2 = cni.container("t", 2)
+    r1 = cni.add(1, "cid-s" + cni.tenant, path1, subnet6=six)
+    r2 = cni.add(2, "cid-t" + cni.tenant, path2, subnet6=six)
+    v6 = [next(ip["address"].split("/")[0] for ip in r["ips"] if ":" in ip["address"])
+          for r in (r1, r2)]
+    assert all(a.startswith("fd00:99::") for a in v6) and v6[0] != v6[1]
+    assert {"dst": "::/0", "gw": "fd00:99::1"} in r1["routes"]
+    assert v6[0] in lab.exec(ns1, "ip", "-o", "-6", "addr", "show", "dev", "eth0").stdout
+    assert wait_for(lambda: ping(lab, ns1, v6[1], count=2).received >= 1, timeout=10)
+    ip2 = r2["ips"][0]["address"].split("/")[0]
+    assert ping(lab, ns1, ip2, count=1).received == 1
+    rc, out = cni.run("CHECK", cni.conf(1, subnet6=six, prevResult=r1), "cid-s" + cni.tenant,
+                      "eth0", path1)
+    assert (rc, out) == (0, None)
+
+
 def test_gc_status_and_version(cni, lab):
     keep_ns, keep = cni.container("k", 1)
     _, drop = cni.container("d", 1)

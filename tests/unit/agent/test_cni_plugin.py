@@ -73,6 +73,10 @@ def test_bad_environment_is_code_4_naming_the_variable(env, var):
     (dict(subnet="10.1.0.1/24"), cc.E_CONFIG, "host bits"),
     (dict(subnet="10.1.0.0/31"), cc.E_CONFIG, "too small"),
     (dict(subnet="fd00::/64"), cc.E_CONFIG, "IPv4"),
+    (dict(subnet6="10.1.0.0/24"), cc.E_CONFIG, "IPv6"),
+    (dict(subnet6="fd00::/48"), cc.E_CONFIG, "/64 to /120"),
+    (dict(runtimeConfig={"ips": ["fd00::5"]}), cc.E_CONFIG, "no subnet6"),
+    (dict(runtimeConfig={"ips": ["10.1.0.5", "10.1.0.6"]}), cc.E_CONFIG, "at most one IPv4"),
     (dict(network="flat"), cc.E_CONFIG, "vlan, vxlan or gre"),
     (dict(mtu=100), cc.E_CONFIG, "mtu"),
     (dict(mtu="1500"), cc.E_CONFIG, "mtu"),
@@ -89,7 +93,7 @@ def test_bad_environment_is_code_4_naming_the_variable(env, var):
                                           {"hostPort": 80, "containerPort": 81}]}),
      cc.E_CONFIG, "twice"),
     (dict(runtimeConfig={"ips": ["10.2.0.5/24"]}), cc.E_CONFIG, "not in subnet"),
-    (dict(runtimeConfig={"ips": ["x"]}), cc.E_CONFIG, "IPv4"),
+    (dict(runtimeConfig={"ips": ["x"]}), cc.E_CONFIG, "not an IP address"),
     (dict(runtimeConfig={"mac": "02:00"}), cc.E_CONFIG, "MAC"),
 ])
 def test_bad_config_is_refused_with_the_spec_code(over, code, word):

@@ -34,8 +34,11 @@ class CniFakeHost(FakeHost):
     def check(self):
         pass
 
-    def configure(self, target, ifname, mac, cidr, gateway, mtu=None):
+    def configure(self, target, ifname, mac, cidr, gateway, mtu=None, cidr6=None,
+                  gateway6=None):
         self.inside[(target, ifname)].update(mac=mac, cidr=cidr, gw=gateway, mtu=mtu)
+        if cidr6:
+            self.inside[(target, ifname)].update(cidr6=cidr6, gw6=gateway6)
 
     def info(self, target, ifname):
         if target is None:
@@ -43,8 +46,9 @@ class CniFakeHost(FakeHost):
         i = self.inside.get((target, ifname))
         if i is None:
             return None
-        return {"mac": i.get("mac"), "addresses": [i["cidr"]] if i.get("cidr") else [],
-                "up": True, "gateway": i.get("gw"), "mtu": i.get("mtu")}
+        return {"mac": i.get("mac"), "up": True, "gateway": i.get("gw"), "mtu": i.get("mtu"),
+                "addresses": [i[k] for k in ("cidr", "cidr6") if i.get(k)],
+                "gateway6": i.get("gw6")}
 
 
 @pytest.fixture
@@ -124,6 +128,30 @@ def test_add_plumbs_and_answers_the_result(cni):
     assert ids["vpc-owner"] == "cni" and ids["vpc-port-id"] == port["id"]
     assert ids["vpc-container-id"] == "pod1" and ids["vpc-cni-network"] == "blue"
     assert cni.api.get("/v1/tenants/blue")["network"] == "vxlan"
+
+
+def test_a_dual_stack_network_gives_both_families(cni):
+    """subnet6 in the configuration: the tenant's IPv6 subnet is made too, the pod
+    gets an address of each family (runtimeConfig.ips may ask for both), and
+    CHECK compares both."""
+    r = cni.ok("ADD", subnet6="fd00:1::/64",
+               runtimeConfig={"ips": ["10.1.0.50/24", "fd00:1::50/64"]})
+    [port] = cni.ports()
+    assert (port["ip"], port["ip6"], port["subnet6"]) == ("10.1.0.50", "fd00:1::50",
+                                                          "fd00:1::/64")
+    assert r["ips"] == [{"address": "10.1.0.50/24", "gateway": "10.1.0.1", "interface": 1},
+                        {"address": "fd00:1::50/64", "gateway": "fd00:1::1", "interface": 1}]
+    assert {"dst": "::/0", "gw": "fd00:1::1"} in r["routes"]
+    inside = cni.host.inside[(cni.ns(), "eth0")]
+    assert (inside["cidr6"], inside["gw6"]) == ("fd00:1::50/64", "fd00:1::1")
+    prev = dict(r, cniVersion="1.0.0")
+    assert "error" not in cni.req("CHECK", subnet6="fd00:1::/64", prevResult=prev)
+    inside["cidr6"] = None                                    # the address went away
+    assert cni.code("CHECK", subnet6="fd00:1::/64", prevResult=prev) == cc.E_CHECK
+    # a single-stack network of the same tenant leaves IPv6 alone
+    r2 = cni.ok("ADD", cid="pod2", netns=cni.ns("pod2"))
+    assert [ip["address"].split("/")[0] for ip in r2["ips"]] == \
+        [p["ip"] for p in cni.ports() if p["port"] == cc.port_names("pod2", "eth0")[0]]
 
 
 def test_second_add_is_refused_and_changes_nothing(cni):
