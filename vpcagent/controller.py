@@ -33,6 +33,14 @@ def port_names(tenant, ip=None):
     return "vd" + h, "vc" + h
 
 
+def placeholder_name(tenant, ip6=None):
+    """The name of the IPv6-only port the IPAM driver makes for an endpoint's
+    IPv6 address until CreateEndpoint folds it into the endpoint's port
+    (docker_ipam.py): "v6" + 11 hex, never an OVS port."""
+    key = ip6 or secrets.token_hex(8)
+    return "v6" + hashlib.sha1(f"{tenant}/{key}".lower().encode()).hexdigest()[:11]
+
+
 def peer_name(host_end):
     return "vc" + host_end[2:] if host_end.startswith("vd") else host_end + "p"
 
@@ -139,16 +147,26 @@ class Controller:
                 return p
         return None
 
+    def port_by_ip6(self, tenant, ip6):
+        """The tenant's port with this IPv6 address (on any host), or None."""
+        for p in self.ports(tenant):
+            if p.get("ip6") == ip6:
+                return p
+        return None
+
     def port(self, tenant, port_id):
         return self.get("tenants", tenant, "ports", port_id, missing_ok=True)
 
     def create_port(self, tenant, name, subnet, ip=None, mac=None, subnet6=None, ip6=None):
         """POST a port on this host.  A retry (same name, this host) adopts
         the port the first attempt made.  IPv6 only when asked for (`subnet6`:
-        the CNI plugin's dual-stack networks); the Docker driver configures no
-        IPv6, so its ports of a dual-stack tenant get none either."""
-        body = {"host": self.host, "port": name, "subnet": subnet,
-                "family": "dual" if subnet6 else "ipv4"}
+        a dual-stack CNI network, a Docker network's IPv6 pool), so a port
+        of a network without IPv6 gets no IPv6 address in a dual-stack tenant;
+        `subnet` None: an IPv6-only port (the Docker IPAM's placeholder)."""
+        body = {"host": self.host, "port": name,
+                "family": "dual" if subnet and subnet6 else "ipv6" if subnet6 else "ipv4"}
+        if subnet:
+            body["subnet"] = subnet
         if subnet6:
             body["subnet6"] = subnet6
         if ip6:
@@ -163,27 +181,36 @@ class Controller:
             if e.status == 409:
                 for p in self.ports(tenant):
                     if p["host"] == self.host and p["port"] == name and \
-                            (ip is None or p["ip"] == ip) and (mac is None or p["mac"] == mac):
+                            (ip is None or p["ip"] == ip) and (mac is None or p["mac"] == mac) \
+                            and (ip6 is None or p.get("ip6") == ip6):
                         return p
             raise ProtocolError(f"controller: {e.message}") from None
         except Unreachable as e:
             raise ProtocolError(f"{e}; nothing was changed") from None
 
-    def remake_port(self, tenant, port, mac):
-        """``port`` made again with ``mac`` -- same host, OVS name, IP and
-        groups -- and returned.  For a user's --mac-address, which reaches the
-        agent only after the IPAM made the port with the controller's MAC;
-        the MAC is not patchable, so: delete, then create.  When the create is
+    def remake_port(self, tenant, port, mac, ip6=None):
+        """``port`` made again with ``mac`` (and ``ip6``) -- same host, OVS
+        name, IP and groups -- and returned.  For a user's --mac-address, which
+        reaches the agent only after the IPAM made the port with the
+        controller's MAC, and for the endpoint's IPv6 address, which Docker
+        asks the IPAM for separately; neither is patchable, so: delete, then
+        create.  When the create is
         refused (the MAC is another port's), the port is made again as it was
         and the refusal raised, so nothing is lost or leaked."""
         body = {"host": port["host"], "port": port["port"], "subnet": port["subnet"],
                 "ip": port["ip"], "security_groups": port["security_groups"],
                 "port_security": port["port_security"], "family": "ipv4"}
+        was = dict(body, mac=port["mac"])
+        if port.get("ip6"):
+            was.update(family="dual", ip6=port["ip6"])
+        want = dict(was, mac=mac or port["mac"])
+        if ip6:                      # the endpoint's IPv6 address joins the port
+            want.update(family="dual", ip6=ip6)
         self.delete_port(tenant, port["id"])
         try:
-            return self.call("POST", path("tenants", tenant, "ports"), dict(body, mac=mac))
+            return self.call("POST", path("tenants", tenant, "ports"), want)
         except ProtocolError:
-            self.call("POST", path("tenants", tenant, "ports"), dict(body, mac=port["mac"]))
+            self.call("POST", path("tenants", tenant, "ports"), was)
             raise
 
     def delete_port(self, tenant, port_id):

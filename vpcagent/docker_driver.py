@@ -20,9 +20,12 @@ Lifecycle as dockerd 20.10 drives it (see ../shared/LAB.md):
   eth0; the controller derives it from tenant and IP, so a restarted
   container keeps it.  A request with one is the user's --mac-address (it
   may not be answered: Docker refuses a driver that changes a given MAC); a
-  port with another MAC is made again with it.
+  port with another MAC is made again with it.  On a dual-stack network
+  (``--ipv6``) the endpoint's IPv6 address, held by the IPAM driver's
+  placeholder port, is folded into its port (made again dual-stack).
 * Join hands Docker the container end (``SrcName``); Docker moves it in and
-  renames it eth0, keeping MTU and tx off.  Gateway = the subnet's gateway;
+  renames it eth0, keeping MTU and tx off.  Gateway (and GatewayIPv6) = the
+  subnets' gateways;
   no static routes (a bad route would only fail at container start).
 * Leave/DeleteEndpoint delete the veth pair (Docker moves the container end
   back to the host on stop; left alone, veths pile up) and the OVS port.
@@ -39,7 +42,8 @@ import ipaddress
 import logging
 
 from vpcagent.controller import NETWORK_TYPES, peer_name, port_names
-from vpcagent.docker_ipam import LOCAL_SPACE, GLOBAL_SPACE, ipv4_network, tenant_name
+from vpcagent.docker_ipam import (LOCAL_SPACE, GLOBAL_SPACE, ipv4_network, ipv6_network,
+                                  tenant_name)
 from vpcagent.plumbing import PlumbingError
 from vpcagent.server import ProtocolError
 
@@ -99,9 +103,10 @@ class NetworkDriver:
         network = generic.get("vpc.network")
         if network is not None and network not in NETWORK_TYPES:
             raise ProtocolError(f"-o vpc.network must be vlan, vxlan or gre, not {network!r}")
-        if body.get("IPv6Data"):
-            raise ProtocolError("vpc networks are IPv4 only; create the network without "
-                                "--ipv6")
+        v6 = body.get("IPv6Data") or []
+        if not isinstance(v6, list) or len(v6) > 1 or (v6 and not isinstance(v6[0], dict)):
+            raise ProtocolError("a vpc network has at most one IPv6 subnet (--ipv6 --subnet "
+                                "IPV6-CIDR)")
         v4 = body.get("IPv4Data")
         if not isinstance(v4, list) or len(v4) != 1 or not isinstance(v4[0], dict):
             raise ProtocolError("a vpc network has exactly one IPv4 subnet (--subnet CIDR)")
@@ -112,13 +117,26 @@ class NetworkDriver:
                 ipaddress.IPv4Address(gateway)
             except ValueError:
                 raise ProtocolError(f"gateway {gateway!r} is not an IPv4 address") from None
+        net6, gateway6 = None, None
+        if v6:
+            net6 = ipv6_network(v6[0].get("Pool"), "the IPv6 subnet")
+            gateway6 = (v6[0].get("Gateway") or "").split("/")[0] or None
+            if gateway6:
+                try:
+                    ipaddress.IPv6Address(gateway6)
+                except ValueError:
+                    raise ProtocolError(f"gateway {gateway6!r} is not an IPv6 address") \
+                        from None
         t = self.c.tenant(tenant)
         if t is not None and network is None:
             network = t["network"]
         self.c.ensure_network(tenant, network or DEFAULT_NETWORK, str(net), gateway)
+        if net6 is not None:
+            self.c.ensure_network(tenant, network or DEFAULT_NETWORK, str(net6), gateway6)
         ours = v4[0].get("AddressSpace") in (LOCAL_SPACE, GLOBAL_SPACE)
         self.nets.remember(nid, {"tenant": tenant, "network": network or DEFAULT_NETWORK,
-                                 "pool": str(net), "gateway": gateway, "ipam": ours})
+                                 "pool": str(net), "gateway": gateway, "ipam": ours,
+                                 "pool6": net6 and str(net6)})
         return {}
 
     def delete_network(self, body):
@@ -146,8 +164,13 @@ class NetworkDriver:
         iface = body.get("Interface") or {}
         if not isinstance(iface, dict):
             raise ProtocolError("Interface must be an object")
+        ip6 = None
         if iface.get("AddressIPv6"):
-            raise ProtocolError("vpc networks are IPv4 only")
+            try:
+                ip6 = str(ipaddress.IPv6Interface(iface["AddressIPv6"]).ip)
+            except ValueError:
+                raise ProtocolError(f"Interface.AddressIPv6 {iface['AddressIPv6']!r} is not "
+                                    f"an IPv6 CIDR") from None
         addr = iface.get("Address")
         if not isinstance(addr, str) or not addr:
             raise ProtocolError("the endpoint has no IPv4 address")
@@ -165,10 +188,19 @@ class NetworkDriver:
                                     f"makes it): is --ipam-opt vpc.tenant the same as "
                                     f"-o vpc.tenant?")
             port = self.c.create_port(tenant, port_names(tenant, ip)[0], net["pool"],
-                                      ip=ip, mac=mac)
+                                      ip=ip, mac=mac, subnet6=ip6 and net.get("pool6"),
+                                      ip6=ip6)
             release = "endpoint"
         if port["host"] != self.c.host:
             raise ProtocolError(f"{ip} of tenant {tenant!r} is in use on host {port['host']}")
+        if ip6 and port.get("ip6") != ip6:
+            subnets = (self.c.tenant(tenant) or {}).get("subnets") or []
+            if not any(":" in s and ipaddress.ip_address(ip6) in ipaddress.ip_network(s)
+                       for s in subnets):
+                raise ProtocolError(f"tenant {tenant!r} has no IPv6 subnet holding {ip6} (was "
+                                    f"the network created with --ipv6 and -d vpc?)")
+            port = self._fold_ipv6(tenant, port, ip6, mac)
+            mac = None                       # made with the MAC asked for, if any
         if mac and port["mac"].lower() != mac.lower():
             if not port["port"].startswith("vd") or \
                     self.host.ovs.find(**{"vpc-port-id": port["id"]}):
@@ -178,7 +210,7 @@ class NetworkDriver:
         ids = {"vpc-port-id": port["id"], "vpc-tenant": tenant, "vpc-owner": "docker",
                "vpc-endpoint-id": eid, "vpc-network-id": nid,
                "vpc-gateway": port.get("gateway") or "", "vpc-mtu": str(port.get("mtu") or ""),
-               "vpc-release": release}
+               "vpc-gateway6": port.get("gateway6") or "", "vpc-release": release}
         try:
             self.host.create_port(port["port"], peer_name(port["port"]), mtu=port.get("mtu"),
                                   external_ids=ids)
@@ -186,7 +218,24 @@ class NetworkDriver:
             if release == "endpoint":
                 self.c.delete_port(tenant, port["id"])
             raise ProtocolError(f"cannot plumb {port['port']}: {e}") from None
-        return {} if mac else {"Interface": {"MacAddress": port["mac"]}}
+        return {} if iface.get("MacAddress") else {"Interface": {"MacAddress": port["mac"]}}
+
+    def _fold_ipv6(self, tenant, port, ip6, mac):
+        """The endpoint's IPv6 address joins its port: the IPAM driver's
+        placeholder holding it goes, the port is made again dual-stack (same
+        name, IP, MAC or the one asked for, groups).  A placeholder that is not
+        this host's or holds an IPv4 address too is someone else's: refused."""
+        if not port["port"].startswith("vd") or self.host.ovs.find(**{"vpc-port-id": port["id"]}):
+            raise ProtocolError(f"port {port['id']} of tenant {tenant!r} is not this "
+                                f"endpoint's to give {ip6}")
+        holder = self.c.port_by_ip6(tenant, ip6)
+        if holder is not None:
+            if holder["host"] != self.c.host or holder.get("ip") is not None \
+                    or not holder["port"].startswith("v6"):
+                raise ProtocolError(f"{ip6} of tenant {tenant!r} is port {holder['id']}'s "
+                                    f"(host {holder['host']})")
+            self.c.delete_port(tenant, holder["id"])
+        return self.c.remake_port(tenant, port, mac or port["mac"], ip6=ip6)
 
     def _network(self, nid, ip):
         """The network's options for CreateEndpoint: from the cache, else the
@@ -249,6 +298,8 @@ class NetworkDriver:
                  "DisableGatewayService": False}
         if gateway:
             reply["Gateway"] = gateway
+        if ids.get("vpc-gateway6"):
+            reply["GatewayIPv6"] = ids["vpc-gateway6"]
         return reply
 
     def leave(self, body):

@@ -27,12 +27,22 @@
 * ReleaseAddress: the port goes (its forwards with it at the controller),
   with its OVS port, veth and publish group, if it is on this host.
 
+IPv6 (``docker network create --ipv6 --subnet 10.1.0.0/24 --subnet
+fd00:1::/64``): Docker asks for an endpoint's IPv4 and IPv6 addresses in two
+separate requests that name no endpoint.  The IPv4 request makes the port as
+above (IPv4 only); the IPv6 request makes a placeholder port holding just the
+IPv6 address (``v6`` + 11 hex, never plumbed), so the controller has handed
+it out once and for all.  CreateEndpoint, which gets both addresses, folds
+the placeholder into the endpoint's port (docker_driver.py); ReleaseAddress
+of an IPv6 address removes a placeholder still standing (the endpoint never
+came), and leaves a folded one to its IPv4 release.
+
 Errors are ``{"Error": sentence}`` (server.py explains why not ``Err``).
 """
 import ipaddress
 import logging
 
-from vpcagent.controller import PUBLISH_PREFIX, port_names
+from vpcagent.controller import PUBLISH_PREFIX, placeholder_name, port_names
 from vpcagent.server import ProtocolError
 from vpcctl.client import path
 
@@ -66,13 +76,31 @@ def ipv4_network(value, what):
     return net
 
 
+def ipv6_network(value, what):
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(f"{what} is missing")
+    try:
+        net = ipaddress.IPv6Network(value, strict=False)
+    except ValueError:
+        raise ProtocolError(f"{what} {value!r} is not an IPv6 CIDR") from None
+    if not 64 <= net.prefixlen <= 120:
+        raise ProtocolError(f"{what} {net}: an IPv6 subnet is /64 to /120")
+    return net
+
+
+def ip_network(value, what):
+    """An IPv4 or IPv6 pool, by its spelling."""
+    return (ipv6_network if isinstance(value, str) and ":" in value else ipv4_network)(
+        value, what)
+
+
 def parse_pool_id(pool_id):
     if not isinstance(pool_id, str) or "/" not in pool_id:
         raise ProtocolError(f"PoolID {pool_id!r} is not one of the vpc driver's "
                             f"(TENANT/CIDR)")
     tenant, cidr = pool_id.split("/", 1)
     return tenant_name(tenant, "--ipam-opt vpc.tenant=NAME"), \
-        ipv4_network(cidr, "the pool of PoolID")
+        ip_network(cidr, "the pool of PoolID")
 
 
 def _options(body, key="Options"):
@@ -109,17 +137,16 @@ class IpamDriver:
                 "GlobalDefaultAddressSpace": GLOBAL_SPACE}
 
     def request_pool(self, body):
-        if body.get("V6"):
-            raise ProtocolError("the vpc IPAM driver hands out IPv4 only; create the network "
-                                "without --ipv6")
+        v6 = bool(body.get("V6"))
         opts = _options(body)
         tenant = tenant_name(opts.get(TENANT_OPTION), "--ipam-opt vpc.tenant=NAME")
         if not body.get("Pool"):
             raise ProtocolError("the vpc IPAM driver needs the subnet: docker network create "
-                                "--subnet CIDR ...")
-        net = ipv4_network(body.get("Pool"), "--subnet")
+                                + ("--ipv6 --subnet IPV4-CIDR --subnet IPV6-CIDR ..." if v6 else
+                                   "--subnet CIDR ..."))
+        net = (ipv6_network if v6 else ipv4_network)(body.get("Pool"), "--subnet")
         sub = body.get("SubPool")
-        if sub and ipv4_network(sub, "--ip-range") != net:
+        if sub and ip_network(sub, "--ip-range") != net:
             raise ProtocolError("the vpc IPAM driver does not support --ip-range (the "
                                 "controller allocates from the whole subnet)")
         network = opts.get(NETWORK_OPTION)
@@ -144,9 +171,9 @@ class IpamDriver:
         want = body.get("Address") or None
         if want is not None:
             try:
-                ip = ipaddress.IPv4Address(want)
+                ip = ipaddress.ip_address(want)
             except ValueError:
-                raise ProtocolError(f"{want!r} is not an IPv4 address") from None
+                raise ProtocolError(f"{want!r} is not an IP address") from None
             if ip not in net:
                 raise ProtocolError(f"{ip} is not inside the network's subnet {net}")
             want = str(ip)
@@ -162,6 +189,10 @@ class IpamDriver:
         if self.c.tenant(tenant) is None or self.c.subnet(tenant, str(net)) is None:
             raise ProtocolError(f"tenant {tenant!r} has no subnet {net} at the controller; "
                                 f"was the network created with -d vpc?")
+        if net.version == 6:
+            port = self.c.create_port(tenant, placeholder_name(tenant, want), None,
+                                      subnet6=str(net), ip6=want)
+            return {"Address": f"{port['ip6']}/{port['prefixlen6']}", "Data": {}}
         if want:
             self._claim(tenant, want)
         name = port_names(tenant, ip=want)[0]
@@ -197,9 +228,15 @@ class IpamDriver:
         tenant, net = parse_pool_id(body.get("PoolID"))
         addr = body.get("Address")
         try:
-            ip = str(ipaddress.IPv4Address((addr or "").split("/")[0]))
+            ip = str(ipaddress.ip_address((addr or "").split("/")[0]))
         except ValueError:
-            raise ProtocolError(f"Address {addr!r} is not an IPv4 address") from None
+            raise ProtocolError(f"Address {addr!r} is not an IP address") from None
+        if net.version == 6:
+            p = self.c.port_by_ip6(tenant, ip)
+            if p is not None and p["host"] == self.c.host and p.get("ip") is None \
+                    and p["port"].startswith("v6"):
+                self.c.delete_port(tenant, p["id"])      # a placeholder the endpoint never took
+            return {}                  # a folded one goes with the endpoint's IPv4 address
         p = self.c.port_by_ip(tenant, ip)
         if p is None:
             return {}                    # the gateway, or already released

@@ -85,7 +85,9 @@ class NetworkOptions:
 def options_of(net):
     """The vpc options of a network as dockerd's API shows it."""
     o = net.get("Options") or {}
-    cfg = ((net.get("IPAM") or {}).get("Config") or [{}])[0]
+    configs = (net.get("IPAM") or {}).get("Config") or [{}]
+    cfg = next((c for c in configs if ":" not in (c.get("Subnet") or "")), configs[0])
+    cfg6 = next((c for c in configs if ":" in (c.get("Subnet") or "")), {})
     ipam_opts = (net.get("IPAM") or {}).get("Options") or {}
     tenant = o.get("vpc.tenant") or ipam_opts.get("vpc.tenant")
     if not tenant:
@@ -93,4 +95,5 @@ def options_of(net):
                             f"vpc.tenant option")
     return {"tenant": tenant, "network": o.get("vpc.network"),
             "pool": cfg.get("Subnet"), "gateway": cfg.get("Gateway"),
+            "pool6": cfg6.get("Subnet"),
             "ipam": (net.get("IPAM") or {}).get("Driver") == "vpc"}

@@ -63,14 +63,15 @@ class Docker:
     def d(self, i):
         return self.hosts[i][0]
 
-    def network(self, kind, subnet="10.1.0.0/24", hosts=HOSTS, tenant=None):
+    def network(self, kind, subnet="10.1.0.0/24", hosts=HOSTS, tenant=None, subnet6=None):
         """The same `docker network create` on each host; returns (name, tenant)."""
         tenant = tenant or f"d{kind[:2]}{secrets.token_hex(3)}"
         name = f"n{tenant}"
         self.tenants.append(tenant)
+        six = ["--ipv6", "--subnet", subnet6] if subnet6 else []
         for i in hosts:
             self.d(i).cli("network", "create", "-d", "vpc", "--ipam-driver", "vpc",
-                          "--subnet", subnet, "-o", f"vpc.tenant={tenant}",
+                          "--subnet", subnet, *six, "-o", f"vpc.tenant={tenant}",
                           "-o", f"vpc.network={kind}", "--ipam-opt", f"vpc.tenant={tenant}",
                           name)
             self.networks.append((i, name))
@@ -163,6 +164,24 @@ def test_network_across_hosts_ping_and_tcp(kind, docker, lab):
     assert fetch(docker, 3, f"c3{tenant}", f"http://{ips[2]}/") == "hello-vpc"
     gw = docker.exec(2, f"c2{tenant}", "ip", "route").stdout
     assert "default via 10.1.0.1 dev eth0" in gw
+
+
+def test_a_dual_stack_network_across_hosts(docker):
+    """docker network create --ipv6: each container gets the controller's IPv4
+    and IPv6 address (one port), the IPv6 default route, and reaches the other
+    host's container over IPv6; removing them leaves no port behind."""
+    net, tenant = docker.network("vxlan", hosts=(1, 2), subnet6="fd00:d6::/64")
+    for i in (1, 2):
+        docker.run(i, f"s{i}{tenant}", net)
+    v6 = {i: docker.d(i).cli("inspect", "-f",
+                             "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}",
+                             f"s{i}{tenant}").stdout.strip() for i in (1, 2)}
+    ports = docker.api.get(f"/v1/tenants/{tenant}/ports")[1]
+    assert sorted(p["ip6"] for p in ports) == sorted(v6.values()), ports
+    assert all(p["ip"] for p in ports) and len(ports) == 2          # no placeholder left
+    assert "default via fd00:d6::1" in docker.exec(1, f"s1{tenant}", "ip", "-6", "route").stdout
+    assert wait_for(lambda: docker.pings(1, f"s1{tenant}", v6[2], count=2), timeout=15)
+    assert docker.pings(2, f"s2{tenant}", v6[1], count=1)
 
 
 def test_same_subnet_other_network_is_isolated(docker):

@@ -12,13 +12,15 @@ container's kernel takes it.  Each test tenant is dual-stack:
     a spoofed IPv6 source, a forged RA and a forged NA dropped, and a
     security group that allows TCP/80 over IPv6 only.
 """
+import sys
+
 import pytest
 
 from tests.support.labhelp import make_tenant, pings, wait_for
 from vpclab import labspoof
 from vpclab.labspoof import ETH_IPV6
 from vpclab.labsys import LabError
-from vpclab.labtraffic import tcp_transfer
+from vpclab.labtraffic import iperf3, tcp_transfer
 
 PREFIX, PREFIX2 = "fd00:61::/64", "fd00:62::/64"
 
@@ -54,6 +56,10 @@ def test_dual_stack_across_hosts(lab, dual, make_container):
     assert pings(lab, a["ns"], c["ip"], count=1)                  # and IPv4 is still there
     t = tcp_transfer(lab, c["ns"], a["ns"], c["ip6"], 1 << 20)
     assert t.identical, t
+    if dual == "sixvx":        # the figure for the report (not asserted): IPv6 vs IPv4, h1 -> h3
+        runs = [(fam, iperf3(lab, c["ns"], a["ns"], c[key], seconds=3)["mbit_s"])
+                for fam, key in (("v4", "ip"), ("v6", "ip6"), ("v4", "ip"), ("v6", "ip6"))]
+        print(f"\nIPV6 DATA PLANE (VXLAN, h1 -> h3, 3 s each): {runs}", file=sys.stderr)
 
 
 # --- one VXLAN tenant with two IPv6 subnets, and another reusing its prefix --------------------

@@ -38,7 +38,8 @@ def test_create_network_disagreeing_with_the_controller_is_refused(agent, change
 
 
 @pytest.mark.parametrize("mutate,words", [
-    (lambda b: b.update(IPv6Data=[{"Pool": "fd00::/64"}]), "IPv4 only"),
+    (lambda b: b.update(IPv6Data=[{"Pool": "fd00::/64"}] * 2), "at most one IPv6 subnet"),
+    (lambda b: b.update(IPv6Data=[{"Pool": "10.2.0.0/24"}]), "not an IPv6 CIDR"),
     (lambda b: b.update(IPv4Data=b["IPv4Data"] * 2), "exactly one IPv4 subnet"),
     (lambda b: b.update(IPv4Data=[]), "exactly one IPv4 subnet"),
     (lambda b: b["Options"]["com.docker.network.generic"].update({"vpc.x": "1"}),
@@ -96,7 +97,7 @@ def test_bad_endpoint_requests(agent):
               "Interface": {"Address": "10.1.0.7/24"}}, "dockerd does not know network"),
             ({"NetworkID": "n1", "EndpointID": "e1",
               "Interface": {"Address": "10.1.0.5/24", "AddressIPv6": "fd00::5/64"}},
-             "IPv4 only")):
+             "has no IPv6 subnet holding fd00::5")):
         reply = agent.call("NetworkDriver.CreateEndpoint", body)
         assert words in reply.get("Err", ""), (body, reply)
     reply = agent.call("NetworkDriver.Join", {"NetworkID": "n1", "EndpointID": "zz",
@@ -302,3 +303,46 @@ def test_discover_and_delete_network_are_harmless(agent):
     assert agent.call("NetworkDriver.DiscoverDelete", b"") == {}
     assert agent.call("NetworkDriver.DeleteNetwork", {"NetworkID": "n1"}) == {}
     assert agent.snapshot() == before
+
+
+def test_a_dual_stack_network_folds_the_ipv6_address_into_the_endpoints_port(agent):
+    """docker network create --ipv6 --subnet 10.1.0.0/24 --subnet fd00:1::/64: Docker
+    asks for the two addresses separately; the IPv6 one is held by a placeholder
+    port until CreateEndpoint folds it into the endpoint's port; Join answers the
+    IPv6 gateway; releasing both addresses leaves nothing behind."""
+    ipam = {"AddressSpace": "vpc-local", "Options": {"vpc.tenant": "blue"}}
+    pid4 = agent.call("IpamDriver.RequestPool", dict(ipam, Pool=POOL))["PoolID"]
+    pid6 = agent.call("IpamDriver.RequestPool", dict(ipam, Pool="fd00:1::/64", V6=True))["PoolID"]
+    gw = {"Options": {"RequestAddressType": "com.docker.network.gateway"}, "Address": ""}
+    gw4 = agent.call("IpamDriver.RequestAddress", dict(gw, PoolID=pid4))["Address"]
+    gw6 = agent.call("IpamDriver.RequestAddress", dict(gw, PoolID=pid6))["Address"]
+    assert gw6 == "fd00:1::1/64"
+    body = network_body("n1", pool=POOL, gateway=gw4)
+    body["IPv6Data"] = [{"AddressSpace": "vpc-local", "Pool": "fd00:1::/64", "Gateway": gw6}]
+    assert agent.call("NetworkDriver.CreateNetwork", body) == {}
+    assert agent.api.get("/v1/tenants/blue")["subnets"] == [POOL, "fd00:1::/64"]
+
+    a4 = agent.call("IpamDriver.RequestAddress", {"PoolID": pid4, "Address": ""})["Address"]
+    a6 = agent.call("IpamDriver.RequestAddress", {"PoolID": pid6, "Address": ""})["Address"]
+    assert a6 == "fd00:1::2/64"
+    assert len(agent.api.get("/v1/tenants/blue/ports")) == 2           # port + placeholder
+    reply = agent.call("NetworkDriver.CreateEndpoint", {
+        "NetworkID": "n1", "EndpointID": "e1", "Options": {},
+        "Interface": {"Address": a4, "AddressIPv6": a6, "MacAddress": ""}})
+    assert "Err" not in reply, reply
+    [port] = agent.api.get("/v1/tenants/blue/ports")
+    assert (port["ip"], port["ip6"]) == (a4.split("/")[0], "fd00:1::2")
+    assert reply["Interface"]["MacAddress"] == port["mac"]
+    join = agent.call("NetworkDriver.Join", {"NetworkID": "n1", "EndpointID": "e1",
+                                             "SandboxKey": "/var/run/docker/netns/x"})
+    assert (join["Gateway"], join["GatewayIPv6"]) == ("10.1.0.1", "fd00:1::1")
+
+    for r in ({"PoolID": pid6, "Address": a6}, {"PoolID": pid4, "Address": a4}):
+        agent.call("NetworkDriver.Leave", {"NetworkID": "n1", "EndpointID": "e1"})
+        agent.call("NetworkDriver.DeleteEndpoint", {"NetworkID": "n1", "EndpointID": "e1"})
+        assert agent.call("IpamDriver.ReleaseAddress", r) == {}
+    assert agent.api.get("/v1/tenants/blue/ports") == []
+    # an IPv6 address the endpoint never took is released on its own
+    agent.call("IpamDriver.RequestAddress", {"PoolID": pid6, "Address": "fd00:1::9"})
+    assert agent.call("IpamDriver.ReleaseAddress", {"PoolID": pid6, "Address": "fd00:1::9"}) == {}
+    assert agent.api.get("/v1/tenants/blue/ports") == []

@@ -25,7 +25,8 @@ def test_request_pool_is_the_subnet_and_changes_nothing(agent):
     ({"Pool": ""}, "needs the subnet"),
     ({"Pool": "10.1.0.0/33"}, "not an IPv4 CIDR"),
     ({"Pool": "10.1.0.0/31"}, "too small"),
-    ({"V6": True}, "IPv4 only"),
+    ({"V6": True}, "not an IPv6 CIDR"),                 # --ipv6 with an IPv4 pool
+    ({"V6": True, "Pool": "fd00::/48"}, "/64 to /120"),
     ({"SubPool": "10.1.0.128/25"}, "--ip-range"),
     ({"Options": {"vpc.tenant": "blue", "vpc.colour": "red"}}, "unknown IPAM option"),
     ({"Options": {"vpc.tenant": "blue", "vpc.network": "ethernet"}}, "vlan, vxlan or gre"),
@@ -102,7 +103,7 @@ def test_requested_ip_is_honoured_and_bad_ones_refused(agent):
                                               "ip": "10.1.0.78"})
     before = agent.snapshot()
     for addr, words in (("10.2.0.5", "not inside the network's subnet"),
-                        ("10.1.0.x", "not an IPv4 address"),
+                        ("10.1.0.x", "not an IP address"),
                         ("10.1.0.78", "already used")):
         reply = agent.call("IpamDriver.RequestAddress",
                            {"PoolID": pid, "Address": addr, "Options": {}})
