@@ -175,3 +175,22 @@ def test_a_router_solicitation_goes_to_the_controller_metered(w):
     assert pin.switch == "h1" and pin.packet["icmpv6_type"] == 133
     rs_flows = [f for f in w.flows["h1"] if ("icmpv6_type", 133) in f.match and f.actions]
     assert rs_flows and all(f.meter == MeterId.ROUTER_SOLICIT for f in rs_flows)
+
+
+def test_the_na_the_flows_build_is_byte_for_byte_the_one_a_host_sends(w):
+    """The NA as frame bytes, from the simulator's output fields, equals an NA
+    built independently (vpclab.labspoof, RFC 4861 layout); a real
+    ovs-vswitchd building it is checked by tcpdump in tests/lab/test_ipv6.py."""
+    import struct
+    from vpclab import labspoof
+    [(_, na)] = ns(w, "p1", "fd00:1::3")
+    body = (struct.pack("!BBHI", na["icmpv6_type"], na["icmpv6_code"], 0, na["nd_reserved"])
+            + __import__("ipaddress").IPv6Address(na["ipv6_nd_target"]).packed
+            + bytes([na["nd_options_type"], 1]) + labspoof.mac_bytes(na["ipv6_nd_tll"]))
+    got = labspoof.ethernet(na["eth_dst"], na["eth_src"], na["eth_type"],
+                            labspoof.ipv6_icmp(na["ipv6_src"], na["ipv6_dst"], body,
+                                               hop_limit=na["ip_ttl"]))
+    a1, a2 = w.port("p1"), w.port("p2")
+    want = labspoof.ethernet(a1.mac, a2.mac, 0x86DD, labspoof.ipv6_icmp(
+        a2.ip6, a1.ip6, labspoof.neighbor_advert(a2.ip6, a2.mac, flags=0x6000_0000)))
+    assert got == want
