@@ -143,19 +143,23 @@ def start(controller, bridge="br-int", ovs_rundir=None, netns=None, port=DEFAULT
     sock = listen(port, netns)
     exporter = Exporter(controller, ipfix, sock)
     stop = threading.Event()
-
-    def run():
-        try:
-            exporter.run(stop)
-        finally:
-            try:
-                ipfix.set(False)
-            except OvsError as exc:
-                log.warning("could not clear IPFIX: %s", exc)
-            sock.close()
-    thread = threading.Thread(target=run, name="flow-logs", daemon=True)
+    thread = threading.Thread(target=serve, args=(exporter, stop), name="flow-logs",
+                              daemon=True)
     thread.start()
     return thread, stop
+
+
+def serve(exporter, stop):
+    """Run the collector until `stop` is set; then IPFIX off and the socket closed,
+    whatever ended it (the bridge must not keep exporting to nobody)."""
+    try:
+        exporter.run(stop)
+    finally:
+        try:
+            exporter.ipfix.set(False)
+        except OvsError as exc:
+            log.warning("could not clear IPFIX: %s", exc)
+        exporter.sock.close()
 
 
 def main(argv=None):
@@ -186,14 +190,7 @@ def main(argv=None):
     import signal
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    try:
-        exporter.run(stop)
-    finally:
-        try:
-            ipfix.set(False)
-        except OvsError as exc:
-            log.warning("could not clear IPFIX: %s", exc)
-        sock.close()
+    serve(exporter, stop)
     return 0
 
 
