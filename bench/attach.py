@@ -210,7 +210,12 @@ def run(args):
         if sc is not None:
             if not wait_switches(ctl, args.hosts + sc.hosts):
                 raise lablib.LabError("the dummy datapaths did not all connect")
-            wait_quiet(ctl, 0, 0, quiet=2.0, timeout=300)
+            # the bulk's cold start: every datapath reconciled once, then quiet
+            deadline = time.monotonic() + 600
+            while len({r[1] for r in ctl.reconciles(0)}) < args.hosts + sc.hosts and \
+                    time.monotonic() < deadline:
+                time.sleep(0.5)
+            wait_quiet(ctl, 0, 0, quiet=3.0, timeout=300)
         pingers = {}
         for tenant, kind in tenants:
             if sc is None:

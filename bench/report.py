@@ -291,7 +291,8 @@ def scale_findings(r):
     prof = c.get("pyspy_profile")
     if prof and prof.get("samples"):
         comp, send = _incl(prof, "VpcController._compile"), _incl(prof, "OFSession.apply")
-        plan_ = _incl(prof, "plan (controller/reconciler.py)")
+        plan_ = _incl(prof, "plan (controller/reconcile/plan.py)") or \
+            _incl(prof, "plan_delta (controller/reconcile/plan.py)")
         notes.append(f"Profile of the cold start (py-spy): compiling {_f(comp)} % of samples, "
                      f"sending {_f(send)} %, planning (cookie diff) {_f(plan_)} %; most own time "
                      f"in " + ", ".join(f"`{x['function']}` {x['pct']} %"

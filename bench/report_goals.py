@@ -75,7 +75,13 @@ def raw_install_rows(r):
             f"took {_f(r.get('cold_vs_raw'))}x that from the controller's start, and "
             f"{_f(r.get('cold_from_first_connect_vs_raw'))}x from the first switch "
             f"connection ({_f(first)} s after the start: process start, imports, state load, "
-            f"OVS's reconnect backoff).\n\n")
+            f"OVS's reconnect backoff).\n\n"
+            + ("" if "deleted first" in (raw.get("how") or "") else
+               "Caveat of this run: the controller's bridges and their flows were still in "
+               "that ovs-vswitchd during the ovs-ofctl install (twice the bridges and ports "
+               "its single-threaded main loop visits between messages, against our cold "
+               "start's once), which slows the floor down; bench/scale.py now deletes them "
+               "first.\n\n"))
 
 
 def growth_section(found):
@@ -129,4 +135,10 @@ def faucet_extra(r):
                 f"{', '.join(_f(x) for x in fi.get('runs') or [])} (median "
                 f"{_f(fi.get('mbit_s'))}, stdev {_f(fi.get('stdev'))}).  Ours first, then "
                 f"Faucet, on the same bridges and containers.\n\n")
+    off = o.get("iperf3_port_security_off") or {}
+    if off.get("runs"):
+        out += (f"Ours again with the two blue ports' port security off (no anti-spoofing, "
+                f"no conntrack for security groups: what Faucet's pipeline does not do "
+                f"either): {', '.join(_f(x) for x in off['runs'])} Mbit/s (median "
+                f"{_f(off.get('mbit_s'))}, stdev {_f(off.get('stdev'))}).\n\n")
     return out
