@@ -157,28 +157,6 @@ class DummyFarm:
                          "type=dummy", f"ofport_request={ofport}"]
         self.vsctl(*args[1:])
 
-    def add_plain_bridges(self, specs):
-        """specs: [(bridge, {port name: ofport})] -> one transaction; bridges
-        without a controller (fail_mode secure, OpenFlow 1.3), for installing
-        flows with ovs-ofctl."""
-        args = []
-        for br, ports in specs:
-            args += ["--", "add-br", br,
-                     "--", "set", "bridge", br, "datapath_type=dummy", "fail_mode=secure",
-                     "protocols=OpenFlow13", "other-config:disable-in-band=true"]
-            for name, ofport in ports.items():
-                pn = f"{br}-{name}"
-                args += ["--", "add-port", br, pn, "--", "set", "interface", pn,
-                         "type=dummy", f"ofport_request={ofport}"]
-        self.vsctl(*args[1:])
-
-    def del_bridges(self, bridges):
-        args = []
-        for br in bridges:
-            args += ["--", "--if-exists", "del-br", br]
-        if args:
-            self.vsctl(*args[1:])
-
     def dump_flows_text(self, bridge):
         """The bridge's flows as ovs-ofctl add-flows reads them back (port
         numbers, no statistics)."""

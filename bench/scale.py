@@ -283,7 +283,7 @@ def run_size(args, hosts, ports, tenants, tph):
 
         # --- the floor: the same flows, installed by ovs-ofctl ---------------------------
         ctl.stop()
-        result["raw_install"] = raw_install(farm, bridges, sc, expected, workdir)
+        result["raw_install"] = raw_install(farm, bridges, expected, workdir)
         raw_s = result["raw_install"].get("seconds")
         if raw_s:
             result["cold_vs_raw"] = round(cold["converge_s"] / raw_s, 1)
@@ -307,53 +307,46 @@ def run_size(args, hosts, ports, tenants, tph):
                 common.log(TAG, f"cleanup problems: {problems}")
 
 
-def raw_install(farm, bridges, sc, expected, workdir):
+def raw_install(farm, bridges, expected, workdir):
     """The very flows our controller installed, read back from its bridges
-    (``dump-flows --no-stats --no-names``), installed with ``ovs-ofctl
-    --bundle add-flows`` into new, empty bridges of the same ovs-vswitchd
-    (the controller's bridges deleted first, so it holds as many bridges as
-    during our cold start) with the same port numbers, one bridge after the
-    other: the floor our
-    cold start is compared with.  The meters those flows use are added first
-    and not timed (ovs-ofctl adds one meter per call; our cold start sends
-    them too, a few dozen per bridge)."""
+    (``dump-flows --no-stats --no-names``), then installed again with
+    ``ovs-ofctl --bundle add-flows`` into the same bridges emptied (same
+    ovs-vswitchd, same bridges and ports as during our cold start), one
+    bridge after the other: the floor our cold start is compared with.  The
+    meters those flows use are put back first and not timed (ovs-ofctl adds
+    one meter per call; our cold start sends them too, a few dozen per
+    bridge)."""
     from concurrent.futures import ThreadPoolExecutor
-    raw = [(f"r{br[1:]}", br) for br, _ in bridges]
     files, meters, lines = {}, [], 0
-    for r, br in raw:
+    for br, _ in bridges:
         text = farm.dump_flows_text(br)
         flows = [ln.strip() for ln in text.splitlines() if "actions=" in ln]
         lines += len(flows)
-        files[r] = os.path.join(workdir, f"{r}.flows")
-        with open(files[r], "w") as f:
+        files[br] = os.path.join(workdir, f"{br}.flows")
+        with open(files[br], "w") as f:
             f.write("\n".join(flows) + "\n")
-        meters += [(r, m) for m in parse_meters(farm.dump_meters_text(br))]
-    # The controller's bridges go first: ovs-vswitchd's main loop visits every
-    # bridge and port, so with both sets present ovs-ofctl's flow-mods were
-    # served several times slower than ours had been (first measured run).
-    farm.del_bridges([br for br, _ in bridges])
-    farm.add_plain_bridges([(r, sc.ofports()) for r, _ in raw])
-    try:
-        t = time.perf_counter()
-        with ThreadPoolExecutor(4) as ex:
-            list(ex.map(lambda rm: farm.ofctl("add-meter", rm[0], rm[1]), meters))
-        meters_s = time.perf_counter() - t
-        t = time.perf_counter()
-        for r, _ in raw:
-            farm.ofctl("add-flows", r, "--bundle", files[r], timeout=600)
-        seconds = time.perf_counter() - t
-        counts = {r: farm.flow_count(r) for r, _ in raw}
-        want = {r: expected[d] for (r, _), (_, d) in zip(raw, bridges)}
-        short = {r: [counts[r], want[r]] for r in counts if counts[r] != want[r]}
-    finally:
-        farm.del_bridges([r for r, _ in raw])
+        meters += [(br, m) for m in parse_meters(farm.dump_meters_text(br))]
+    for br, _ in bridges:
+        farm.ofctl("del-flows", br, timeout=600)
+        farm.ofctl("del-meters", br)
+    emptied = sum(farm.flow_count(br) or 0 for br, _ in bridges)
+    t = time.perf_counter()
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda bm: farm.ofctl("add-meter", bm[0], bm[1]), meters))
+    meters_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for br, _ in bridges:
+        farm.ofctl("add-flows", br, "--bundle", files[br], timeout=600)
+    seconds = time.perf_counter() - t
+    counts = {d: farm.flow_count(br) for br, d in bridges}
+    short = {f"{d:016x}": [counts[d], expected[d]] for d in counts if counts[d] != expected[d]}
     return {"seconds": round(seconds, 3), "flows": lines,
             "flows_per_s": round(lines / seconds) if seconds else None,
-            "bridges": len(raw), "bridges_short": short,
+            "bridges": len(bridges), "bridges_short": short, "flows_left_after_emptying": emptied,
             "meters": len(meters), "meters_s_untimed": round(meters_s, 2),
             "how": "ovs-ofctl -O OpenFlow13 add-flows --bundle, one process per bridge, "
-                   "bridges one after the other, into empty dummy bridges of the same "
-                   "ovs-vswitchd (controller stopped, its bridges deleted first)"}
+                   "bridges one after the other, into the controller's own bridges emptied "
+                   "(del-flows, del-meters) in the same ovs-vswitchd, controller stopped"}
 
 
 def parse_meters(text):
