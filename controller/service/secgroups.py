@@ -36,7 +36,9 @@ def with_ipv6_egress(group):
     "egress anywhere" rule gets its ::/0 twin, as AWS adds one to a VPC's
     default security group when it gets an IPv6 block.  None when nothing
     changes (no IPv4 egress-anywhere rule, or the twin is there)."""
-    shape = lambda r: (r["direction"], r["protocol"], r["ports"], r["remote"])  # noqa: E731
+    def shape(r):
+        ports = tuple(r["ports"]) if r["ports"] is not None else None     # [lo, hi] stored
+        return (r["direction"], r["protocol"], ports, r["remote"])
     shapes = {shape(r) for r in group.rules}
     if ("egress", "any", None, "0.0.0.0/0") not in shapes or IPV6_EGRESS in shapes:
         return None

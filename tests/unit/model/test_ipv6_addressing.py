@@ -162,3 +162,15 @@ def test_an_ipv6_only_port_cannot_carry_ipv4_nat(api):
         code, err = api.call("POST", R + path, body)
         assert code == 409 and err["error"]["code"] == "no_ipv4", err
     assert api.disk() == before
+
+
+def test_the_first_ipv6_subnet_gives_the_default_group_its_ipv6_egress_twin(api):
+    """As AWS does; found by the incremental property with a ports rule in the group."""
+    api.ok("POST", R + "/subnets", {"cidr": "10.0.0.0/24"})
+    api.ok("POST", R + "/security-groups/default/rules",
+           {"direction": "ingress", "protocol": "tcp", "ports": "80", "remote": "sg:default"})
+    api.ok("POST", R + "/subnets", {"cidr": "fd00:1::/64"})
+    api.ok("POST", R + "/subnets", {"cidr": "fd00:2::/64"})          # only once
+    rules = api.ok("GET", R + "/security-groups/default")["rules"]
+    egress = sorted(r["remote"] for r in rules if r["direction"] == "egress")
+    assert egress == ["0.0.0.0/0", "::/0"]
