@@ -35,7 +35,11 @@ def goals_section(found):
          f"({_f(c.get('converge_s'))} s vs {_f(raw.get('seconds'))} s), "
          f"{_f(sc.get('cold_from_first_connect_vs_raw'))}x from the first switch connection"
          + (" -- **not a valid floor**: in this run ovs-ofctl installed into new bridges "
-            "while the controller's were still in ovs-vswitchd (see 2.)" if invalid else ""),
+            "while the controller's were still in ovs-vswitchd (see 2.)" if invalid else
+            " -- **not a valid floor yet**: a raw install slower than the controller's own "
+            "means the floor's method is still wrong (one ovs-vswitchd takes ~118k flows/s "
+            "for one bridge; here it took far longer for 100); to be found"
+            if (sc.get("cold_vs_raw") or 1) < 1 else ""),
          "scale"),
         ("warm restart <= 3 s with 0 flow-mods",
          f"{_f(w.get('converge_s'), ' s')}, {_f(w.get('flow_mods_metric'))} flow-mods "
