@@ -196,14 +196,19 @@ class OFSession:
                 self._watch[m.xid] = None
                 if not self.dp.send_msg(m):
                     raise SwitchError(f"dpid {self.dpid:016x}: connection is gone")
-            self.barrier()
-            bad = [self._watch[x] for x in xids if self._watch.get(x) is not None]
-            if bad:
-                raise SwitchError(f"dpid {self.dpid:016x}: {len(bad)} {what}(s) refused, "
-                                  f"first: {_describe_error(bad[0])}")
+            self._refusals_after_barrier(xids, what)
         finally:
             for x in xids:
                 self._watch.pop(x, None)
+
+    def _refusals_after_barrier(self, xids, what):
+        """A barrier, then raise if the switch refused any message of `xids`
+        (its errors carry their xids; on_error put them in _watch)."""
+        self.barrier()
+        bad = [self._watch[x] for x in xids if self._watch.get(x) is not None]
+        if bad:
+            raise SwitchError(f"dpid {self.dpid:016x}: {len(bad)} {what}(s) refused, "
+                              f"first: {_describe_error(bad[0])}")
 
     def apply(self, delete_cookies, add_flows):
         """Deletes then adds, as one atomic ordered bundle.  Returns messages sent.
@@ -266,11 +271,7 @@ class OFSession:
                     hub.sleep(0)
             if buf:
                 self._send_raw(buf)
-            self.barrier()
-            bad = [self._watch[x] for x in xids if self._watch.get(x) is not None]
-            if bad:
-                raise SwitchError(f"dpid {self.dpid:016x}: {len(bad)} flow-/meter-mod(s) "
-                                  f"refused, first: {_describe_error(bad[0])}")
+            self._refusals_after_barrier(xids, "flow-/meter-mod")
         finally:
             for x in xids:
                 self._watch.pop(x, None)
