@@ -4,6 +4,7 @@
               [--bridge br-int] [--ovs-rundir DIR]
               [--netns NS] [--plugin-dir /run/docker/plugins]
               [--cni-socket /run/vpc/cni.sock] [--docker-socket PATH]
+              [--no-services] [--state-dir /var/lib/vpc-agent]
 
 Exit status: 2 bad flags, an unreadable token or CA file (nothing started); 1 the host is not ready (no
 bridge, no namespace, the socket cannot be made); 0 after SIGTERM/SIGINT.
@@ -11,6 +12,10 @@ bridge, no namespace, the socket cannot be made); 0 after SIGTERM/SIGINT.
 The controller may be down when the agent starts (it is ordered before
 docker.service at boot): that is only a warning; every request asks the
 controller anew.
+
+By default it also answers DHCP and DNS for this host's containers
+(vpcagent/services: the vpc-svc port on the bridge, the controller's
+services view kept in --state-dir); --no-services turns that off.
 
 ``Agent`` holds what request handlers share (controller client, host
 plumbing, Docker network options) and builds the routers; the CNI socket
@@ -97,6 +102,12 @@ def parse_args(argv=None):
                         "here has flow logs on (vpcagent/flowlogs.py)")
     p.add_argument("--flow-logs-port", type=int, default=4739, metavar="PORT",
                    help="UDP port on 127.0.0.1 (in --netns) the bridge exports IPFIX to")
+    p.add_argument("--no-services", dest="services", action="store_false",
+                   help="do not answer DHCP and DNS for this host's containers "
+                        "(vpcagent/services; on by default)")
+    p.add_argument("--state-dir", default="/var/lib/vpc-agent", metavar="DIR",
+                   help="where the DHCP/DNS view is saved to survive a controller outage "
+                        "(services-HOST.json)")
     p.add_argument("--timeout", type=float, default=10.0, help="controller timeout, seconds")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -169,11 +180,21 @@ def main(argv=None):
                                        a.flow_logs_port)
         except OSError as e:
             log.warning("flow logs: cannot listen on 127.0.0.1:%d: %s", a.flow_logs_port, e)
+    services = None
+    if a.services:
+        from vpcagent import services as svc
+        try:
+            services = svc.start(agent.controller, a.bridge, a.ovs_rundir, a.netns,
+                                 a.state_dir)
+        except Exception as e:                      # noqa: BLE001 -- the drivers still run
+            log.warning("DHCP and DNS not started: %s", e)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
     log.info("stopping")
+    if services is not None:
+        services.stop()
     if collector is not None:
         collector[1].set()
         collector[0].join(10)

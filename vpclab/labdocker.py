@@ -242,7 +242,8 @@ class Agent:
                 "--api", self.api_url, "--netns", self.lab.host_ns(self.i),
                 "--ovs-rundir", self.lab.rundir(self.i), "--plugin-dir", self.dockerd.plugins,
                 "--docker-socket", self.dockerd.sock,
-                "--cni-socket", os.path.join(self.dockerd.base, "cni.sock")]
+                "--cni-socket", os.path.join(self.dockerd.base, "cni.sock"),
+                "--state-dir", os.path.join(self.dockerd.base, "agent-state")]
 
     def start(self, timeout=20):
         if self.alive():

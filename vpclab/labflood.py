@@ -14,6 +14,9 @@ Two kinds, run as ``python3 labflood.py KIND IFACE SECONDS ARGS...``:
           them on (a spoofed source would be dropped at once: not a flood)
   arp-reply TARGET_IP          from the outside: ARP replies to a host's
           external IP, which br-int punts to the controller (metered)
+  dhcp    SRC_MAC              from a container: DHCPDISCOVERs with its own MAC,
+          each with a new transaction id (what a broken or hostile DHCP client
+          sends; the host agent answers them, through the port's service meter)
 
 At the end it prints the number of frames sent.  Standard library only.
 ``start(lab, ns, ...)`` spawns it and ``finish(proc)`` returns that count.
@@ -54,8 +57,16 @@ def _checksum(data):
     return ~(s + (s >> 16)) & 0xFFFF
 
 
-def broadcast_udp(sha, spa, payload=b"x" * 64):
-    udp = struct.pack("!HHHH", 40000, 9, 8 + len(payload), 0) + payload
+def dhcp_discover(sha, xid):
+    """A DHCPDISCOVER from 0.0.0.0:68 to 255.255.255.255:67 (RFC 2131)."""
+    bootp = (struct.pack("!BBBBIHH4s4s4s4s", 1, 1, 6, 0, xid, 0, 0x8000, b"\0" * 4, b"\0" * 4,
+                         b"\0" * 4, b"\0" * 4) + sha + b"\0" * 10 + b"\0" * 192
+             + b"\x63\x82\x53\x63" + bytes([53, 1, 1, 55, 3, 1, 3, 6, 255]))
+    return broadcast_udp(sha, b"\0" * 4, bootp, ports=(68, 67))
+
+
+def broadcast_udp(sha, spa, payload=b"x" * 64, ports=(40000, 9)):
+    udp = struct.pack("!HHHH", *ports, 8 + len(payload), 0) + payload
     hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, spa,
                       b"\xff" * 4)
     hdr = hdr[:10] + struct.pack("!H", _checksum(hdr)) + hdr[12:]
@@ -71,6 +82,10 @@ def frames(kind, args):
         while True:
             yield arp(1, sha, spa, socket.inet_aton(str(random.choice(hosts))))
             yield bcast
+    elif kind == "dhcp":
+        sha = _mac(args[0])
+        while True:
+            yield dhcp_discover(sha, random.getrandbits(32))
     elif kind == "arp-reply":
         tpa = _ip(args[0])
         while True:

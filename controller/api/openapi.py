@@ -23,6 +23,7 @@ import ipaddress
 import json
 
 from controller.api.body import MAX_BODY, MAX_DEPTH
+from controller.api.openapi_names import name_schemas, port_name_props
 from controller.api.routes import PARAMS, ROUTES
 from controller.compile.pipeline import MAX_FORWARD_PORT, MAX_GROUPS, MAX_TENANT_ID, SNAT_PORTS
 from controller.model.state import NETWORK_TYPES, SEGMENT_RANGE
@@ -238,6 +239,7 @@ def _schemas():
                         "ip_version": {"type": "integer", "enum": [4, 6]},
                         "ports": {"type": "integer", "minimum": 0}},
                        ("tenant", "cidr", "gateway", "ip_version", "ports"))
+    names = port_name_props()
     s["PortCreate"] = _obj({
         "host": _ref("Name"), "port": _ref("IfName"),
         "ip": _nullable(_ref("IPv4")), "mac": _nullable(_ref("Mac")),
@@ -245,7 +247,7 @@ def _schemas():
         "ip6": _nullable(_ref("IPv6")), "subnet6": _nullable(_ref("Cidr6")),
         "family": _nullable({"type": "string", "enum": ["dual", "ipv4", "ipv6"]}),
         "security_groups": _nullable({"type": "array", "items": {"type": "string"}}),
-        "port_security": {"type": "boolean"}}, ("host", "port"),
+        "port_security": {"type": "boolean"}, **names}, ("host", "port"),
         description="The port gets an address from each family its tenant has a subnet of "
                     "(dual-stack), or from the one `family` names (409 no_subnet when the "
                     "tenant has none of it). ip / ip6: inside one of the tenant's subnets "
@@ -253,7 +255,8 @@ def _schemas():
                     "subnet-router anycast or gateway address (400); allocated when absent. "
                     "mac: derived from the tenant and the address when absent. security_groups: names of the "
                     "tenant's groups (404 unknown_group), ['default'] when absent; "
-                    "port_security false (no anti-spoofing, no groups) takes no groups (400).",
+                    "port_security false (no anti-spoofing, no groups) takes no groups (400). "
+                    "name / aliases: the port's DNS names in its tenant (docs/user-guide.md).",
         example={"host": "h1", "port": "vethc1"})
     s["Port"] = _obj({
         "id": {"type": "string"}, "tenant": _ref("Name"), "host": _ref("Name"),
@@ -271,14 +274,15 @@ def _schemas():
         "status_reason": _nullable({"type": "string"}),
         "ofport": _nullable({"type": "integer", "minimum": 1}),
         "security_groups": {"type": "array", "items": _ref("Name")},
-        "port_security": {"type": "boolean"}},
+        "port_security": {"type": "boolean"}, **names, "dns": _ref("PortDns")},
         ("id", "tenant", "host", "port", "ip", "mac", "prefixlen", "gateway", "subnet", "mtu",
-         "status", "status_reason", "ofport", "security_groups", "port_security"))
+         "status", "status_reason", "ofport", "security_groups", "port_security", "name",
+         "aliases", "dns"))
     s["PortUpdate"] = _obj({
         "security_groups": _nullable({"type": "array", "items": {"type": "string"}}),
-        "port_security": {"type": "boolean"}}, (),
-        description="Change a port's security groups or port security; absent fields keep "
-                    "their value.",
+        "port_security": {"type": "boolean"}, **names}, (),
+        description="Change a port's security groups, port security, DNS name or aliases; "
+                    "absent fields keep their value.",
         example={"security_groups": ["default", "web"]})
     ports = {"oneOf": [
         {"type": "integer", "minimum": 1, "maximum": 65535},
@@ -380,6 +384,7 @@ def _schemas():
         "description": "The bearer token. Shown only in this reply: only its hash is kept."}),
         ("id", "kind", "name", "created_at", "expires_at", "expired", "token"))
     s.update(_trace_schemas(ipv4))
+    s.update(name_schemas())
     return s
 
 
@@ -510,8 +515,10 @@ def operation(route):
         op["security"] = []
     else:
         op["x-access"] = route.access
-    if route.params:
-        op["parameters"] = [_param(name) for name in route.params]
+    if route.params or route.query:
+        op["parameters"] = [_param(name) for name in route.params] + [
+            {"name": name, "in": "query", "required": False, "description": text,
+             "schema": schema} for name, text, schema in route.query]
     if route.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": _ref(route.body)}}}

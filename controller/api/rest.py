@@ -126,7 +126,8 @@ class RestApi:
             body = parse_json(req)
             args.append(body)
         keep = authorize(principal, route, params, body, self.service.state)
-        result = self._target(route)(*args)
+        query = {name: req.GET.get(name) for name, _, _ in route.query}
+        result = self._target(route)(*args, **query)
         if route.writes:
             self._audit(principal, req, route, result)
         return route.status, keep(result) if keep else result

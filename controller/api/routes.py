@@ -69,6 +69,8 @@ class Route:
     access: str = None       # one of ACCESS: who may call it (see the module's docstring)
     read_only: bool = False  # changes no desired state (a trace's POST is a question;
     #                          flow logs live in memory, not in the model)
+    query: tuple = ()        # (name, description, JSON schema) of each optional query
+    #                          parameter, passed to the handler by keyword (absent: None)
 
     @property
     def params(self):
@@ -225,6 +227,30 @@ ROUTES = (
           "FlowLogIngest", "How many records belong to a tenant with flow logs on.",
           body="FlowLogBatch", errors=(404,), tag="troubleshooting", access="host",
           read_only=True),
+    # DHCP and DNS (docs/user-guide.md#addresses-and-names), answered on each host
+    Route("GET", _T + "/dhcp-options", "get_dhcp_options", "getDhcpOptions",
+          "The tenant's DHCP options: DNS domain, upstream resolvers, lease time, TTL.", 200,
+          "DhcpOptions", "The options (defaults filled in).", errors=(404,), tag="dns",
+          access="tenant"),
+    Route("PATCH", _T + "/dhcp-options", "set_dhcp_options", "setDhcpOptions",
+          "Change the tenant's DHCP options (any subset).", 200, "DhcpOptions",
+          "The options now.", body="DhcpOptionsSet", errors=(404,), tag="dns",
+          access="tenant",
+          description="Containers get the new domain and lease time at their next DHCP "
+                      "renewal; DNS answers change within seconds. `null` restores a default; "
+                      "`resolvers: []` means names outside the tenant are refused."),
+    Route("GET", _T + "/dns-records", "dns_records", "listDnsRecords",
+          "The tenant's DNS names and what they answer.", 200, "DnsRecord[]",
+          "Every name (port names, aliases, ip-a-b-c-d), sorted.", errors=(404,), tag="dns",
+          access="tenant"),
+    Route("GET", "/v1/hosts/{host}/services", "host_services", "getHostServices",
+          "What the host's agent answers DHCP and DNS from (long poll).", 200,
+          "HostServices", "The view: the host's ports, their tenants' options and names.",
+          errors=(400, 404), tag="dns", access="host",
+          query=(("since", "An etag this route gave: wait until the view differs.",
+                  {"type": "string", "maxLength": 64}),
+                 ("wait", "With since: the longest wait, seconds (0-30).",
+                  {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}))),
     # tokens (docs/security.md)
     *_tokens("tenant", _T + "/tokens", ("list_tenant_tokens", "create_tenant_token",
                                          "delete_tenant_token"),

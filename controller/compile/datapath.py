@@ -20,7 +20,7 @@ from controller.compile.flows import check_unique_keys, miss_flows
 from controller.compile.host import (local_port_flows, remote_egress, remote_hosts,
                                     tenant_host_flows, tenant_shared_flows)
 from controller.compile.nat import HostNat, external_flows, router_flows, tenant_nat_flows
-from controller.compile.pipeline import HOST_PIPELINE, CookieKind
+from controller.compile.pipeline import HOST_PIPELINE, SERVICE_PORT, CookieKind
 from controller.compile.secgroups import tenant_sg_flows
 
 
@@ -104,11 +104,12 @@ def host_chunks(state, topo, host, memo=None):
     local = [(p, ofports[p.port]) for p in state.ports_on(host.name) if p.port in ofports]
     nat = HostNat(state, topo, host, local)
     keyed = memo is not None
+    service = ofports.get(SERVICE_PORT)
     for port, ofport in local:
         tenant = state.tenants[port.tenant]
-        key = (tenant.id, port, ofport, state.group_bits(port)) if keyed else None
+        key = (tenant.id, port, ofport, state.group_bits(port), service) if keyed else None
         yield Chunk(("port", port.id), key,
-                    functools.partial(local_port_flows, state, tenant, port, ofport))
+                    functools.partial(local_port_flows, state, tenant, port, ofport, service))
     tenants = sorted((state.tenants[n] for n in {p.tenant for p, _ in local}),
                      key=lambda t: t.id)
     for tenant in tenants:

@@ -25,7 +25,8 @@ goto     next table, or None (the packet ends here after its actions); only a
 metadata (value, mask) written by a write-metadata instruction, or None
          (flow() accepts a bare int and masks it with pipeline.METADATA_MASK)
 meter    a meter id the packet goes through first (meter instruction): a
-         meters.MeterId or a port's flood meter (meters.port_meter), or
+         meters.MeterId or a port's flood or service meter (meters.port_meter,
+         meters.service_meter), or
          None.  Every flow that outputs to the controller must name one
          (flow() refuses it otherwise): no packet-in path is unmetered.
 

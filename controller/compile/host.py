@@ -21,16 +21,20 @@ from controller.compile.pipeline import (
     MULTICAST_BIT, OFPVID_NONE, OFPVID_PRESENT, REG_DELIVER_PORT, REG_SG_LOCAL, TENANT_MASK,
     TUNNEL_PORTS, CookieKind, Prio, Table, metadata_for)
 from controller.compile.secgroups import secured_port_flows
+from controller.compile.services import service_flows
 
 
 # --- per local port -------------------------------------------------------------
-def local_port_flows(state, tenant, port, ofport):
+def local_port_flows(state, tenant, port, ofport, service_ofport=None):
+    """A local port's own flows; `service_ofport`: the host's service port
+    (pipeline.SERVICE_PORT) when it has one, for DHCP and DNS."""
     owner = dict(kind=CookieKind.PORT, owner=port.serial)
     bits = state.group_bits(port)
     out = [
         *classify_local_port(tenant, port, ofport, bits, owner),
         *port_security(port, ofport, owner),
         *ipv6.port_security(port, ofport, owner),
+        *service_flows(state, port, ofport, service_ofport, owner),
         deliver_local(tenant, port, ofport, bits, owner),
     ]
     if port.port_security:

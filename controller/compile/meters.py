@@ -44,9 +44,12 @@ class MeterId(IntEnum):
     ROUTER_SOLICIT = 3  # ARP: IPv6 router solicitations -> controller (it answers an RA)
 
 
-# Per-port meters: PORT_METER_BASE + port serial (1..pipeline.MAX_PORT_SERIAL).
+# Per-port meters: PORT_METER_BASE + port serial (1..pipeline.MAX_PORT_SERIAL)
+# for the flood budget, SERVICE_METER_BASE + serial for the DHCP/DNS budget.
 PORT_METER_BASE = 0x8000
 PORT_METER_MAX = 0xFFFF
+SERVICE_METER_BASE = 0x10000
+SERVICE_METER_MAX = 0x1FFFF
 assert max(MeterId) < PORT_METER_BASE
 
 
@@ -91,13 +94,33 @@ def port_meter(serial):
     return Meter(PORT_METER_BASE + serial, rate=PORT_FLOOD_RATE, burst=PORT_FLOOD_BURST)
 
 
+# A port's DHCP/DNS budget (compile/services.py): what one container may make
+# the host agent parse and answer.  Per port, so that one container flooding
+# DHCP or DNS spends its own budget, not its neighbours' (their leases and
+# lookups go on).  Why these figures: a DHCP client sends a handful of
+# packets per lease; a busy container without a cache resolves a few dozen
+# names a second; 200/s with a 400-packet burst leaves both untouched, and
+# 200/s per flooding port is a few percent of a core for the agent.
+SERVICE_RATE = 200          # packets per second
+SERVICE_BURST = 400         # packets
+
+
+def service_meter(serial):
+    """The DHCP/DNS meter of the port with this serial."""
+    if not 0 < serial <= SERVICE_METER_MAX - SERVICE_METER_BASE:
+        raise ValueError(f"no service meter for serial {serial}")
+    return Meter(SERVICE_METER_BASE + serial, rate=SERVICE_RATE, burst=SERVICE_BURST)
+
+
 def declared(meter_id):
     """The Meter a flow may name by this id, or None: a purpose meter of
-    METERS or a port's flood meter."""
+    METERS, a port's flood meter or a port's service meter."""
     if meter_id in METERS:
         return METERS[meter_id]
     if PORT_METER_BASE < meter_id <= PORT_METER_MAX:
         return port_meter(meter_id - PORT_METER_BASE)
+    if SERVICE_METER_BASE < meter_id <= SERVICE_METER_MAX:
+        return service_meter(meter_id - SERVICE_METER_BASE)
     return None
 
 

@@ -68,6 +68,7 @@ class Prio:
     @unique
     class CLASSIFY(IntEnum):
         PORT_FLOOD = 110        # a secured port's group-addressed frames: as IN_PORT, metered
+        SERVICE_REPLY = 105     # the host agent's DHCP/DNS answer (service port) -> its port
         IN_PORT = 100           # a port we know (+ its VLAN tag / tunnel key) names the tenant
         MISS = 0                # unknown in_port / VLAN / tun_id: drop
 
@@ -89,6 +90,8 @@ class Prio:
                                 # DAD NS and MLD reports from :: (IPv6 hosts send them first)
         ND_GUARD = 115          # any other NS/NA, RA, redirect from a secured port: drop
         DHCP_SERVER = 110       # a DHCP server reply (UDP from port 67) from a secured port: drop
+        SERVICE = 105           # the port's DHCP request / DNS query to its gateway: metered,
+                                # to the host agent by the service port (compile/services.py)
         OWN_SOURCE = 100        # the port's own MAC/IP(v6), untagged (any, with port security off)
         MISS = 0                # spoofed source, 802.1Q tag: drop
 
@@ -450,6 +453,26 @@ IPV6_UNSPECIFIED = "::"
 L4_SRC_FIELD = {"tcp": "tcp_src", "udp": "udp_src"}     # OXM field of a protocol's ports
 L4_DST_FIELD = {"tcp": "tcp_dst", "udp": "udp_dst"}
 DHCP_SERVER_PORT = 67       # UDP source port of DHCP server replies
+DHCP_CLIENT_PORT = 68
+DHCP6_CLIENT_PORT = 546
+DHCP6_SERVER_PORT = 547
+DNS_PORT = 53
+
+# The host agent's DHCP/DNS responder (compile/services.py, vpcagent/services/)
+# reads and answers on this OVS internal port of br-int.  A frame on it names
+# the container port by a tag MAC in eth_dst: SERVICE_TAG_PREFIX + the port's
+# serial (16 bits), both ways -- the steering flow writes it, the agent
+# answers to it, and the reply flow turns it back into the port's MAC.  The
+# agent keeps its own copy of both (it runs on hosts without controller code).
+SERVICE_PORT = "vpc-svc"
+SERVICE_TAG_PREFIX = "02:76:70:73"     # "vps"
+
+
+def service_tag(serial):
+    """The tag MAC naming the port with this serial on the service port."""
+    if not 0 < serial <= 0xFFFF:
+        raise ValueError(f"no service tag for serial {serial}")
+    return f"{SERVICE_TAG_PREFIX}:{serial >> 8:02x}:{serial & 0xFF:02x}"
 
 # The flow-based tunnel port of each overlay on br-int (remote_ip=flow key=flow).
 # scripts/host-join creates them; it runs on hosts from a copy of scripts/ alone,

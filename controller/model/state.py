@@ -36,6 +36,12 @@ class Tenant:
     segment: int
     id: int            # small internal id: metadata value, cookie owner, ct zone
     snat: bool = False
+    # DHCP options (service/names.py): what each host's agent tells the
+    # tenant's containers and how it answers their DNS; None = the default
+    dns_domain: object = None          # default "<tenant>.internal"
+    dns_resolvers: tuple = ()          # upstream resolvers ("ip", "ip:port", "[ip6]:port")
+    lease_time: object = None          # DHCP lease, seconds
+    dns_ttl: object = None             # TTL of the tenant's own DNS answers, seconds
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,10 @@ class Port:
     # from; None on an IPv4-only port (and in every record made before IPv6)
     ip6: object = None
     subnet6: object = None
+    # DNS (service/names.py): the port's own name (a Docker container's name,
+    # a pod's) and its aliases (--network-alias); several ports may share one
+    name: object = None
+    aliases: tuple = ()
 
     @property
     def secured(self):

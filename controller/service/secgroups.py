@@ -202,17 +202,27 @@ class SecurityGroupOperations:
 
     @mutator
     def update_port(self, tenant, port_id, body):
-        v.body_fields(body, optional=("security_groups", "port_security"))
+        """Security groups, port security, and (service/names.py) the port's
+        DNS name and aliases; an absent field is left as it is.  Names change
+        no flow: only a security change recompiles the tenant's hosts."""
+        v.body_fields(body, optional=("security_groups", "port_security", "name", "aliases"))
         with self.lock:
             p = self._port(tenant, port_id)
-            merged = {"port_security": body.get("port_security", p.port_security)}
-            if "security_groups" in body:
-                merged["security_groups"] = body["security_groups"]
-            elif merged["port_security"]:
-                merged["security_groups"] = list(p.security_groups) or [DEFAULT_GROUP]
-            groups, secured = self.port_security_fields(tenant, merged)
-            new = record(p) | {"security_groups": groups, "port_security": secured}
-            self._commit([("put", "ports", p.id, new)], self._tenant_hosts(tenant))
+            dns_name, aliases = self.port_name_fields(body, p)
+            new = record(p) | {"name": dns_name, "aliases": aliases}
+            if {"security_groups", "port_security"} & set(body):
+                merged = {"port_security": body.get("port_security", p.port_security)}
+                if "security_groups" in body:
+                    merged["security_groups"] = body["security_groups"]
+                elif merged["port_security"]:
+                    merged["security_groups"] = list(p.security_groups) or [DEFAULT_GROUP]
+                groups, secured = self.port_security_fields(tenant, merged)
+                new |= {"security_groups": groups, "port_security": secured}
+            if new != record(p):
+                security = (tuple(new["security_groups"]), new["port_security"]) != \
+                    (tuple(p.security_groups), p.port_security)
+                self._commit([("put", "ports", p.id, new)],
+                             self._tenant_hosts(tenant) if security else ())
             return self.port_view(self.state.ports[p.id])
 
 

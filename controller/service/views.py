@@ -76,7 +76,8 @@ class Views:
                 "mtu": self.mtu_for(self.state.tenants[p.tenant]),
                 "status": "down" if reason else "up", "status_reason": reason,
                 "ofport": ofport,
-                "security_groups": list(p.security_groups), "port_security": p.port_security}
+                "security_groups": list(p.security_groups), "port_security": p.port_security,
+                "name": p.name, "aliases": list(p.aliases), "dns": self.port_dns(p)}
 
     def port_down_reason(self, p, host, ofport):
         """Why a port cannot carry traffic now, in words; None when it can.

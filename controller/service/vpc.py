@@ -14,6 +14,7 @@ import ipaddress
 import threading
 import uuid
 
+from controller.compile.pipeline import SERVICE_PORT, TUNNEL_PORTS
 from controller.model import ipam
 from controller.model.state import (KINDS, NETWORK_TYPES, SEGMENT_RANGE, Host, Port, Subnet,
                                     Tenant, group_key, record, subnet_key)
@@ -21,6 +22,7 @@ from controller.service import addressing, validate as v
 from controller.service.errors import bad_request, conflict, not_found
 from controller.service.flowlogs import FlowLogOperations
 from controller.service.mutator import active as mutator_active, mutator
+from controller.service.names import NameOperations
 from controller.service.nat import NatOperations
 from controller.service.secgroups import (DEFAULT_GROUP, SecurityGroupOperations,
                                           with_ipv6_egress)
@@ -30,7 +32,7 @@ from controller.service.views import NullTopology, Views
 
 
 class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
-                 TraceOperations, FlowLogOperations):
+                 TraceOperations, FlowLogOperations, NameOperations):
     def __init__(self, state, store, topology=None, underlay_mtu=1500, on_change=None,
                  lock=None):
         self.state = state
@@ -257,10 +259,12 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
     @mutator
     def create_port(self, tenant_name, body):
         v.body_fields(body, required=("host", "port"),
-                      optional=addressing.FIELDS + ("mac", "security_groups", "port_security"))
+                      optional=addressing.FIELDS + ("mac", "security_groups", "port_security",
+                                                    "name", "aliases"))
         host_name = v.name(body["host"], "host")
         port_name = v.ifname(body["port"], "port")
         addressing.parse(body)                        # bad input: 400 before any lookup
+        dns_name, aliases = self.port_name_fields(body)
         mac = None if body.get("mac") is None else v.mac(body["mac"], "mac")
         with self.lock:
             tenant = self._tenant(tenant_name)
@@ -268,9 +272,10 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
             if host is None:
                 raise not_found(f"host {host_name!r} is not registered (POST /v1/hosts first)",
                                 code="unknown_host")
-            if port_name in (host.uplink_port, host.external_port):
-                raise conflict(f"{port_name} is host {host_name}'s uplink/external port",
-                               code="in_use")
+            if port_name in (host.uplink_port, host.external_port, SERVICE_PORT,
+                             *TUNNEL_PORTS.values()):
+                raise conflict(f"{port_name} is host {host_name}'s own port (uplink, external, "
+                               f"tunnel or service port)", code="in_use")
             addrs = addressing.assign(self.state, tenant, body)
             groups, secured = self.port_security_fields(tenant.name, body)
             for p in self.state.ports_on(host_name):
@@ -289,7 +294,8 @@ class VpcService(Views, NatOperations, SecurityGroupOperations, TokenOperations,
             except ipam.Exhausted:
                 raise conflict("no free port serial left", code="exhausted") from None
             port = Port(uuid.uuid4().hex[:12], tenant.name, host_name, port_name, addrs.ip, mac,
-                        addrs.subnet, serial, groups, secured, addrs.ip6, addrs.subnet6)
+                        addrs.subnet, serial, groups, secured, addrs.ip6, addrs.subnet6,
+                        dns_name, aliases)
             self._commit([("put", "ports", port.id, record(port))],
                          self._tenant_hosts(tenant.name) | {host_name}, first=host_name)
             return self.port_view(port)

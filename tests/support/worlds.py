@@ -4,13 +4,13 @@ fabric, VXLAN and GRE ports in a full mesh)."""
 import ipaddress
 
 from controller.compile.datapath import compile_datapath
-from controller.compile.pipeline import TUNNEL_PORTS
+from controller.compile.pipeline import SERVICE_PORT, TUNNEL_PORTS
 from controller.flowsim import Network
 from controller.model.state import State
 from controller.service.secgroups import default_rules
 from topology.graph import TopoView
 
-UPLINK, VXLAN, GRE, EXT = 1, 2, 3, 4
+UPLINK, VXLAN, GRE, EXT, SERVICE = 1, 2, 3, 4, 5
 FIRST_PORT = 10
 GATEWAY_IP, GATEWAY_MAC = "203.0.113.1", "02:99:00:00:00:01"
 
@@ -34,7 +34,7 @@ def host_name(i):
 class World:
     def __init__(self, hosts=3, tenants=(), ports=(), disconnected=(), missing=(),
                  external=(), gateway_known=True, snat=(), forwards=(), fips=(), subnets=(),
-                 extra_rules=(), insecure=(), subnets6=()):
+                 extra_rules=(), insecure=(), subnets6=(), services=()):
         """tenants: (name, network, segment); ports: (tenant, host index, ip);
         missing: port ids whose OVS port does not exist yet; external: host
         indexes with an external port (ext0, ofport 4); snat: tenant names
@@ -43,7 +43,8 @@ class World:
         (tenant, cidr) besides 10.0.0.0/24; extra_rules: rule dicts added to
         every tenant's default group; insecure: port ids with port_security off;
         subnets6: (tenant, cidr) IPv6 subnets (gateway ::1); a port may then be
-        (tenant, host index, ip or None, ip6) -- dual-stack or IPv6 only."""
+        (tenant, host index, ip or None, ip6) -- dual-stack or IPv6 only;
+        services: host indexes with the agent's service port (vpc-svc, ofport 5)."""
         self.state = State()
         ops = []
         for i in range(1, hosts + 1):
@@ -103,6 +104,8 @@ class World:
             macs = {}
             if i in external:
                 names["ext0"], macs["ext0"] = EXT, ext_mac(i)
+            if i in services:
+                names[SERVICE_PORT] = SERVICE
             for pid, (h, n) in self.ofport.items():
                 if h == host_name(i) and pid not in missing:
                     names[self.state.ports[pid].port] = n
@@ -123,6 +126,8 @@ class World:
         self.by_location = {loc: pid for pid, loc in self.ofport.items()}
         for i in external:
             self.by_location[(host_name(i), EXT)] = f"ext@h{i}"
+        for i in services:
+            self.by_location[(host_name(i), SERVICE)] = f"svc@h{i}"
 
     def port(self, pid):
         return self.state.ports[pid]

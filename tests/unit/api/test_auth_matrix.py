@@ -159,6 +159,8 @@ SAMPLES = {
     "tracePacket": ({}, {"from": "$port_h1", "to": "10.0.0.9", "proto": "tcp", "dport": 22}),
     "setFlowLogs": ({}, {"enabled": True}), "getFlowLogs": ({}, None),
     "getHostFlowLogs": ({}, None), "postHostFlowLogs": ({}, {"records": []}),
+    "getDhcpOptions": ({}, None), "setDhcpOptions": ({}, {"ttl": 7}),
+    "listDnsRecords": ({}, None), "getHostServices": ({}, None),
 }
 
 

@@ -59,6 +59,7 @@ def _every_write(api):
     api.ok("POST", "/v1/hosts", {"name": "h2", "dpid": 2, "tunnel_ip": "198.18.0.12"})
     api.ok("POST", "/v1/tenants", {"name": "red", "network": "vxlan"})
     api.ok("PUT", "/v1/tenants/red/snat", {"enabled": True})
+    api.ok("PATCH", "/v1/tenants/red/dhcp-options", {"ttl": 9})
     api.ok("POST", "/v1/tenants/red/subnets", {"cidr": "10.0.0.0/24"})
     api.ok("POST", "/v1/tenants/red/subnets", {"cidr": "10.1.0.0/24"})
     port = api.ok("POST", "/v1/tenants/red/ports", {"host": "h1", "port": "c1"})["id"]

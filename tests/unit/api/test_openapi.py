@@ -55,7 +55,7 @@ def _operation(method, path):
     """(template, operation) of the documented operation serving this request."""
     for template, ops in DOC["paths"].items():
         rx = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
-        if re.match(rx, path) and method.lower() in ops:
+        if re.match(rx, path.split("?")[0]) and method.lower() in ops:
             return template, ops[method.lower()]
     raise AssertionError(f"{method} {path} is not in the document")
 
@@ -98,7 +98,8 @@ def test_each_operation_is_generated_from_its_route():
     for route in ROUTES:
         op = DOC["paths"][route.path][route.method.lower()]
         assert op == openapi.operation(route)
-        assert [p["name"] for p in op.get("parameters", [])] == list(route.params)
+        assert [p["name"] for p in op.get("parameters", [])] == \
+            list(route.params) + [name for name, _, _ in route.query]
         assert str(route.status) in op["responses"]
         assert ("requestBody" in op) == (route.body is not None)
 
@@ -409,6 +410,22 @@ CASES = [
     ("POST", R + "/trace", {"from": "{p1}"}, 400, False, None),
     ("POST", R + "/trace", {"from": "nope", "to": "10.0.0.9"}, 404, True, None),
     ("POST", "/v1/tenants/nope/trace", {"from": "x", "to": "10.0.0.9"}, 404, True, None),
+    # DHCP options and names (the agent's side: tests/unit/api/test_names.py)
+    ("GET", R + "/dhcp-options", None, 200, None, None),
+    ("GET", "/v1/tenants/nope/dhcp-options", None, 404, None, None),
+    ("PATCH", R + "/dhcp-options", {"domain": "red.example", "resolvers": ["10.9.9.9:5353"],
+                                    "lease_time": 600, "ttl": 3}, 200, True, None),
+    ("PATCH", R + "/dhcp-options", {"lease_time": 5}, 400, False, None),
+    ("PATCH", R + "/dhcp-options", {"resolvers": ["nope"]}, 400, False, None),
+    ("PATCH", R + "/dhcp-options", {"domain": "-bad-"}, 400, False, None),
+    ("PATCH", "/v1/tenants/nope/dhcp-options", {"ttl": 3}, 404, True, None),
+    ("GET", R + "/dns-records", None, 200, None, None),
+    ("GET", "/v1/tenants/nope/dns-records", None, 404, None, None),
+    ("GET", "/v1/hosts/h1/services", None, 200, None, None),
+    ("GET", "/v1/hosts/h1/services?since=x&wait=30.5", None, 400, None, None),
+    ("GET", "/v1/hosts/nope/services", None, 404, None, None),
+    ("PATCH", R + "/ports/{p1}", {"name": "web", "aliases": ["www", "api"]}, 200, True, None),
+    ("PATCH", R + "/ports/{p1}", {"name": "bad name"}, 400, False, None),
     # flow logs (the records: tests/unit/trace/test_flowlogs.py)
     ("PUT", R + "/flow-logs", {"enabled": True}, 200, True, None),
     ("PUT", R + "/flow-logs", {"enabled": "yes"}, 400, False, None),
