@@ -7,7 +7,8 @@ rule, or the NAT setting -- the things the REST API changes.  Owners of
 another tenant are never named (a tenant token learns nothing about others).
 """
 from controller.compile.pipeline import (COOKIE_KIND_SHIFT, COOKIE_OWNER_SHIFT, OWNER_MASK,
-                                         TENANT_MASK, CookieKind, Prio, Table, metadata_for)
+                                         SERVICE_PORT, TENANT_MASK, CookieKind, Prio, Table,
+                                         metadata_for)
 from controller.compile.secgroups import rule_flows
 from controller.flowsim import format_flow, format_packet
 from controller.trace import words
@@ -226,6 +227,11 @@ def verdict(ctx, hops, deliveries, lost):
                             f"leaves {d.switch} by its external port {h.external_port} to "
                             f"{req.dst_ip} as {src}{f':{sport}' if sport else ''}",
                             host=d.switch)
+        if ctx.port_name(d.switch, d.port) == SERVICE_PORT:
+            return _verdict("delivered", "agent",
+                            f"answered on {d.switch} by its vpc-agent (DHCP/DNS, through the "
+                            f"service port {SERVICE_PORT}): {req.dst_ip} is the port's DNS "
+                            f"server", host=d.switch)
         if p is not None and p.id == req.src.id and d.packet.get("icmpv4_type") == 0:
             return _verdict("delivered", "answered",
                             f"answered by the router of tenant {ctx.tenant.name}: "

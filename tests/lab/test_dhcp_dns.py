@@ -10,6 +10,8 @@ bound), quiet and while another container floods DHCP; DNS answer latency
 p50/p99 for a tenant name and for a forwarded one; how long a removed
 container keeps resolving.
 """
+import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -116,7 +118,7 @@ def tenants(lab, agents):
         assert c.post("/v1/tenants", {"name": t, "network": "vxlan"})[0] == 201
         assert c.post(f"/v1/tenants/{t}/subnets", {"cidr": NET})[0] == 201
     yield c
-    for t in ("blue", "red"):
+    for t in ("blue", "red", "green"):
         c.delete(f"/v1/tenants/{t}")
 
 
@@ -131,7 +133,7 @@ def container(lab, make_container, tenants, agents):
                                       {"name": dns_name, "aliases": list(aliases)})
             assert code == 200, got
         if dhcp:
-            lab.exec(p["ns"], "ip", "addr", "flush", "dev", "eth0")
+            lab.exec(p["ns"], "ip", "-4", "addr", "flush", "dev", "eth0")
         assert wait_for(lambda: agent_knows(agents[host], lab, host, p["id"], dns_name),
                         timeout=10), agents[host].tail()
         return p
@@ -314,6 +316,81 @@ def meter_drops(lab, i, meter_id):
     out = lab.ovs_ofctl(i, "meter-stats")
     m = re.search(rf"meter:{meter_id} .*?0: packet_count:(\d+)", out, re.S)
     return int(m.group(1)) if m else 0
+
+
+DHCLIENT_SCRIPT = """#!/bin/sh
+# dhclient event script: record what the server said; configure what it gave
+# (dhclient gives scripts an environment of its own: OUT is written in)
+OUT={out}
+env | sort > "$OUT/$reason.env"
+case "$reason" in
+  BOUND|RENEW|REBOOT)
+    ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
+  BOUND6|RENEW6|REBIND6)
+    ip -6 addr replace "$new_ip6_address/64" dev "$interface" nodad ;;
+esac
+exit 0
+"""
+
+
+def dhclient(lab, ns, out_dir, family):
+    """ISC dhclient (-4 or -6), once, with a script that only records and
+    configures the address (never the machine's resolv.conf)."""
+    os.makedirs(out_dir, exist_ok=True)
+    script = os.path.join(out_dir, "dhclient.sh")
+    with open(script, "w") as f:
+        f.write(DHCLIENT_SCRIPT.replace("{out}", out_dir))
+    os.chmod(script, 0o755)
+    files = {flag: os.path.join(out_dir, f"dhclient{family}.{ext}")
+             for flag, ext in (("-lf", "leases"), ("-pf", "pid"))}
+    t0 = time.monotonic()
+    p = lab.exec(ns, "dhclient", f"-{family}", "-1", "-v",
+                 "-sf", script, *[x for kv in files.items() for x in kv], "eth0",
+                 check=False, timeout=40)
+    took = time.monotonic() - t0
+    pid = files["-pf"]
+    if os.path.exists(pid):                 # it went to the background once bound: stop it
+        with open(pid) as f:
+            text = f.read().strip()
+        if text.isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(text), signal.SIGTERM)
+    return took, p, read_events(out_dir)
+
+
+def test_dual_stack_dhclient_dhcpv6_aaaa_and_dns_over_ipv6(lab, container, tenants,
+                                                           tmp_path):
+    """ISC dhclient, v4 and v6, on a dual-stack tenant; AAAA and PTR for IPv6, and
+    the DNS server reached at the subnet's IPv6 gateway."""
+    assert tenants.post("/v1/tenants", {"name": "green", "network": "gre"})[0] == 201
+    for cidr in (NET, "fd00:9::/64"):
+        assert tenants.post("/v1/tenants/green/subnets", {"cidr": cidr})[0] == 201
+    server = container("g1", 1, tenant="green", dns_name="api")
+    client = container("g2", 2, tenant="green", dns_name="cli", dhcp=True)
+    lab.exec(client["ns"], "ip", "-6", "addr", "del", f"{client['ip6']}/64", "dev",
+             "eth0")
+    took4, p4, ev = dhclient(lab, client["ns"], str(tmp_path / "v4"), 4)
+    assert "BOUND" in ev, (p4.stdout, p4.stderr)
+    env = ev["BOUND"]
+    assert (env["new_ip_address"], env["new_routers"], env["new_domain_name_servers"],
+            env["new_domain_name"]) == (client["ip"], "10.0.0.1", "10.0.0.1",
+                                        "green.internal"), env
+    took6, p6, ev = dhclient(lab, client["ns"], str(tmp_path / "v6"), 6)
+    assert "BOUND6" in ev, (p6.stdout, p6.stderr)
+    env = ev["BOUND6"]
+    assert env["new_ip6_address"] == client["ip6"], env
+    assert env["new_dhcp6_name_servers"] == "fd00:9::1", env
+    assert env["new_dhcp6_domain_search"].rstrip(".") == "green.internal", env
+    assert lab.ping(client["ns"], server["ip6"])
+    r = dnsq(lab, client["ns"], "api", "AAAA", server="fd00:9::1")[0]
+    assert (r["rcode"], r["answers"]) == ("NOERROR", [server["ip6"]]), r
+    r = dnsq(lab, client["ns"], "api.green.internal", "A", server="fd00:9::1")[0]
+    assert r["answers"] == [server["ip"]], r
+    rev = ipaddress.ip_address(server["ip6"]).reverse_pointer
+    r = dnsq(lab, client["ns"], rev, "PTR", server="fd00:9::1")[0]
+    assert r["answers"] == ["api.green.internal."], r
+    print(f"\nISC dhclient leases: IPv4 {took4 * 1000:.0f} ms, IPv6 {took6 * 1000:.0f} ms",
+          file=sys.stderr)
 
 
 def test_renewals_are_answered_with_the_controller_down(lab, container, agents, tenants,

@@ -147,6 +147,13 @@ def test_gateway_answers_ping():
     assert v["code"] == "answered" and "10.0.0.1 is a gateway" in v["reason"]
 
 
+def test_dns_to_the_gateway_is_answered_by_the_hosts_agent():
+    v = run(world(services=(1, 2, 3)), {"from": "p1", "to": "10.0.0.1", "proto": "udp",
+                                        "dport": 53})["verdict"]
+    assert (v["action"], v["code"], v["host"]) == ("delivered", "agent", "h1"), v
+    assert "vpc-agent" in v["reason"] and "DNS server" in v["reason"]
+
+
 def test_port_without_ovs_port_sends_nothing():
     v = run(world(missing=("p1",)), {"from": "p1", "to": "p2"})["verdict"]
     assert (v["action"], v["code"]) == ("not_sent", "port_down")
