@@ -42,10 +42,14 @@ CONTAINER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 IFNAME_RE = re.compile(r"^[^/:\s]{1,15}$")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 NETWORK_TYPES = ("vlan", "vxlan", "gre")
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+DNS_NAME_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")     # the controller's rule
+MAX_ALIASES = 32
+DNS_KEYS = ("nameservers", "domain", "search", "options")
 PROTOCOLS = ("tcp", "udp")
 MAX_FORWARD_PORT = 32767
 KNOWN_KEYS = {"cniVersion", "cniVersions", "name", "type", "tenant", "subnet", "subnet6", "network",
-              "mtu", "agentSocket", "dns", "args", "runtimeConfig", "capabilities",
+              "mtu", "agentSocket", "dns", "aliases", "args", "runtimeConfig", "capabilities",
               "prevResult", "cni.dev/valid-attachments", "cni.dev/attachments",
               "disableCheck", "disableGC"}
 
@@ -98,8 +102,9 @@ def parse_env(environ):
 
 
 def parse_cni_args(text):
-    """``K=V;K=V`` (CNI_ARGS).  IP and MAC are honoured; other keys (K8S_POD_NAME...)
-    are passed by kubelet to every plugin and ignored."""
+    """``K=V;K=V`` (CNI_ARGS).  IP and MAC are honoured, K8S_POD_NAME names the
+    port (its DNS name); other keys (K8S_POD_NAMESPACE...) are passed by kubelet
+    to every plugin and ignored."""
     out = {}
     for part in (text or "").split(";"):
         if not part:
@@ -175,6 +180,7 @@ def parse_config(conf, command):
         raise CniError(E_CONFIG, f"mtu {mtu!r} must be a number in 576-9000")
     if not isinstance(cfg["dns"], dict):
         raise CniError(E_CONFIG, "dns must be an object (nameservers, domain, search, options)")
+    cfg["aliases"] = _aliases(conf.get("aliases"))
     sock = cfg["agentSocket"]
     if not isinstance(sock, str) or not sock.startswith("/"):
         raise CniError(E_CONFIG, f"agentSocket {sock!r} must be an absolute path")
@@ -190,6 +196,39 @@ def parse_config(conf, command):
     if command == "GC":
         cfg["validAttachments"] = _attachments(conf.get("cni.dev/valid-attachments"))
     return cfg
+
+
+def dns_name(value):
+    """A DNS name as the controller keeps it (lowercase, no trailing dot), or
+    None when ``value`` is none."""
+    if not isinstance(value, str):
+        return None
+    text = value.lower()
+    text = text[:-1] if text.endswith(".") else text
+    return text if len(text) <= 253 and DNS_NAME_RE.fullmatch(text) else None
+
+
+def _aliases(value):
+    """The optional ``aliases`` key: more DNS names of every pod of the network."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_ALIASES:
+        raise CniError(E_CONFIG, f"aliases must be a list of at most {MAX_ALIASES} DNS names")
+    out = []
+    for a in value:
+        name = dns_name(a)
+        if name is None:
+            raise CniError(E_CONFIG, f"aliases: {a!r} is not a DNS name (labels of letters, "
+                           f"digits, '-', '_', dots between)")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def pod_name(env):
+    """The pod's DNS name: CNI_ARGS K8S_POD_NAME (kubelet sets it), lowercased;
+    None without one or when it is no DNS name."""
+    return dns_name((env.get("cniArgs") or {}).get("K8S_POD_NAME"))
 
 
 def _subnet(value):
@@ -312,7 +351,7 @@ def port_addresses(port):
 
 def result(cfg, port, host_if, host_mac, netns, ifname):
     """The ADD result for the controller port ``port``: its IPv4 (and, on a
-    dual-stack network, IPv6) address, gateway and default route."""
+    dual-stack network, IPv6) address, gateway and default route, and DNS."""
     ips, routes = [], []
     for version, address, gateway in port_addresses(port):
         ip = {"address": address, "interface": 1}
@@ -325,7 +364,17 @@ def result(cfg, port, host_if, host_mac, netns, ifname):
     return {"cniVersion": cfg["cniVersion"],
             "interfaces": [{"name": host_if, "mac": host_mac or ""},
                            {"name": ifname, "mac": port["mac"], "sandbox": netns}],
-            "ips": ips, "routes": routes, "dns": dict(cfg.get("dns") or {})}
+            "ips": ips, "routes": routes, "dns": result_dns(cfg, port)}
+
+
+def result_dns(cfg, port):
+    """The result's ``dns``: the controller port's (its gateways as
+    nameservers, the tenant's domain and search), each key overridden by the
+    network configuration's ``dns`` when that has it."""
+    view = port.get("dns") if isinstance(port.get("dns"), dict) else {}
+    dns = {k: view[k] for k in DNS_KEYS if view.get(k)}
+    dns.update(cfg.get("dns") or {})
+    return dns
 
 
 def prev_addresses(cfg):

@@ -20,7 +20,9 @@ ADD, in the order that keeps a refusal free of side effects:
   2. tenant and subnet: created when the config names a ``network`` type,
      else they must exist; a disagreement is refused by the controller;
   3. the controller port (IP/MAC from its IPAM, ``runtimeConfig.ips``/``mac``
-     or CNI_ARGS IP=/MAC= honoured); a retried ADD adopts it by name;
+     or CNI_ARGS IP=/MAC= honoured); a retried ADD adopts it by name; its DNS
+     name is CNI_ARGS K8S_POD_NAME, its aliases the configuration's
+     ``aliases`` (the result's ``dns`` is the port's: gateways, domain);
   4. veth in the host namespace, MTU and tx off on both ends, host end on
      br-int with external_ids (vpc-owner=cni, container id, ifname, network);
   5. container end moved into CNI_NETNS, renamed, MAC/MTU/address/route set;
@@ -39,7 +41,7 @@ from vpcagent import cni_config as cc
 from vpcagent.cni_config import CniError
 from vpcagent.plumbing import PlumbingError, configure_container, link_info
 from vpcagent.server import ProtocolError
-from vpcctl.client import Unreachable
+from vpcctl.client import Unreachable, path
 
 log = logging.getLogger("vpcagent")
 
@@ -130,6 +132,7 @@ class CniHandlers:
         port = self.c.create_port(tenant, host_if, cfg["subnet"], ip=ip, mac=mac,
                                   subnet6=cfg.get("subnet6"), ip6=cfg.get("ip6"))
         try:
+            port = self.name_port(tenant, port, env, cfg)
             mtu = self.mtu(cfg, port)
             ids = {"vpc-port-id": port["id"], "vpc-tenant": tenant, "vpc-owner": "cni",
                    "vpc-cni-network": cfg["name"], "vpc-container-id": cid,
@@ -153,6 +156,19 @@ class CniHandlers:
             raise
         host_link = link_info(self.host.netns, host_if) or {}
         return cc.result(cfg, port, host_if, host_link.get("mac"), netns, ifname)
+
+    def name_port(self, tenant, port, env, cfg):
+        """The port's DNS names: ``name`` = CNI_ARGS K8S_POD_NAME, ``aliases`` =
+        the configuration's ``aliases``; the port as the controller then has it."""
+        name, aliases = cc.pod_name(env), cfg.get("aliases") or []
+        raw = (env.get("cniArgs") or {}).get("K8S_POD_NAME")
+        if raw and name is None:
+            log.info("ADD %s: K8S_POD_NAME %r is not a DNS name; the pod gets none",
+                     env["containerID"][:12], raw)
+        if name is None and not aliases:
+            return port
+        return self.c.call("PATCH", path("tenants", tenant, "ports", port["id"]),
+                           {"name": name, "aliases": aliases})
 
     def network(self, cfg):
         """The tenant's subnet at the controller, created when the config names a

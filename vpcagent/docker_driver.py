@@ -26,7 +26,10 @@ Lifecycle as dockerd 20.10 drives it (see ../shared/LAB.md):
 * Join hands Docker the container end (``SrcName``); Docker moves it in and
   renames it eth0, keeping MTU and tx off.  Gateway (and GatewayIPv6) = the
   subnets' gateways;
-  no static routes (a bad route would only fail at container start).
+  no static routes (a bad route would only fail at container start).  Then,
+  in the background, the port gets the container's DNS names and the
+  container's resolv.conf the tenant's DNS (docker_names.py; ``-o
+  vpc.dns=docker`` keeps Docker's resolver).
 * Leave/DeleteEndpoint delete the veth pair (Docker moves the container end
   back to the host on stop; left alone, veths pile up) and the OVS port.
 * ProgramExternalConnectivity turns ``-p HOST:CTR`` into controller port
@@ -42,6 +45,7 @@ import ipaddress
 import logging
 
 from vpcagent.controller import NETWORK_TYPES, peer_name, port_names
+from vpcagent.docker_names import DNS_MODES, ContainerNames
 from vpcagent.docker_ipam import (LOCAL_SPACE, GLOBAL_SPACE, ipv4_network, ipv6_network,
                                   tenant_name)
 from vpcagent.plumbing import PlumbingError
@@ -54,7 +58,7 @@ PORTMAP = "com.docker.network.portmap"
 PROTOCOLS = {6: "tcp", 17: "udp"}
 MAX_FORWARD_PORT = 32767
 DEFAULT_NETWORK = "vxlan"
-KNOWN_OPTIONS = ("vpc.tenant", "vpc.network")
+KNOWN_OPTIONS = ("vpc.tenant", "vpc.network", "vpc.dns")
 
 
 def _str(body, key):
@@ -65,10 +69,13 @@ def _str(body, key):
 
 
 class NetworkDriver:
-    def __init__(self, controller, host, networks):
+    def __init__(self, controller, host, networks, names=None):
+        """``names``: what runs after each Join (docker_names.ContainerNames:
+        the port's DNS names, the container's resolver); False for nothing."""
         self.c = controller
         self.host = host
         self.nets = networks
+        self.names = ContainerNames(controller, networks) if names is None else names
 
     def register(self, router):
         r = "NetworkDriver."
@@ -99,10 +106,14 @@ class NetworkDriver:
         unknown = sorted(k for k in generic if k not in KNOWN_OPTIONS)
         if unknown:
             raise ProtocolError(f"unknown option(s) {', '.join(unknown)} (the vpc driver "
-                                f"knows -o vpc.tenant and -o vpc.network)")
+                                f"knows -o vpc.tenant, -o vpc.network and -o vpc.dns)")
         network = generic.get("vpc.network")
         if network is not None and network not in NETWORK_TYPES:
             raise ProtocolError(f"-o vpc.network must be vlan, vxlan or gre, not {network!r}")
+        dns = generic.get("vpc.dns")
+        if dns is not None and dns not in DNS_MODES:
+            raise ProtocolError(f"-o vpc.dns must be vpc (the tenant's DNS, the default) or "
+                                f"docker (Docker's own resolver), not {dns!r}")
         v6 = body.get("IPv6Data") or []
         if not isinstance(v6, list) or len(v6) > 1 or (v6 and not isinstance(v6[0], dict)):
             raise ProtocolError("a vpc network has at most one IPv6 subnet (--ipv6 --subnet "
@@ -136,7 +147,7 @@ class NetworkDriver:
         ours = v4[0].get("AddressSpace") in (LOCAL_SPACE, GLOBAL_SPACE)
         self.nets.remember(nid, {"tenant": tenant, "network": network or DEFAULT_NETWORK,
                                  "pool": str(net), "gateway": gateway, "ipam": ours,
-                                 "pool6": net6 and str(net6)})
+                                 "pool6": net6 and str(net6), "dns": dns})
         return {}
 
     def delete_network(self, body):
@@ -279,9 +290,9 @@ class NetworkDriver:
                           "link_state": row.get("link_state") or ""}}
 
     def join(self, body):
-        _str(body, "NetworkID")
+        nid = _str(body, "NetworkID")
         eid = _str(body, "EndpointID")
-        _str(body, "SandboxKey")
+        sandbox = _str(body, "SandboxKey")
         row = self._row(eid)
         name, ids = row["name"], row["external_ids"]
         peer = peer_name(name)
@@ -300,6 +311,11 @@ class NetworkDriver:
             reply["Gateway"] = gateway
         if ids.get("vpc-gateway6"):
             reply["GatewayIPv6"] = ids["vpc-gateway6"]
+        if self.names:
+            try:                 # names and resolver: in the background, never failing Join
+                self.names.joined(nid, eid, sandbox, ids)
+            except Exception as e:                           # noqa: BLE001
+                log.warning("names: endpoint %s: %s", eid[:12], e)
         return reply
 
     def leave(self, body):

@@ -1,4 +1,4 @@
-"""A Docker network's vpc options (tenant, network type, pool), by network id.
+"""A Docker network's vpc options (tenant, network type, pool, DNS), by network id.
 
 CreateNetwork carries them once; every later call carries only the network
 id, and Docker does not replay CreateNetwork after a plugin restart.  So the
@@ -93,7 +93,7 @@ def options_of(net):
     if not tenant:
         raise ProtocolError(f"network {net.get('Name') or net.get('Id', '')[:12]} has no "
                             f"vpc.tenant option")
-    return {"tenant": tenant, "network": o.get("vpc.network"),
+    return {"tenant": tenant, "network": o.get("vpc.network"), "dns": o.get("vpc.dns"),
             "pool": cfg.get("Subnet"), "gateway": cfg.get("Gateway"),
             "pool6": cfg6.get("Subnet"),
             "ipam": (net.get("IPAM") or {}).get("Driver") == "vpc"}

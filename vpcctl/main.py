@@ -16,6 +16,8 @@ from vpcctl.secgroups import group_names, port_groups, security_group
 from vpcctl.tokens import token
 from vpcctl.trace import trace
 from vpcctl.flowlogs import flow_logs
+from vpcctl.names import NAME_COLUMNS, PORT_LABELS, dhcp_options, dns_records, name_options, \
+    port_name_body
 
 
 @click.group(cls=RootGroup, context_settings=CONTEXT)
@@ -145,7 +147,8 @@ TENANT_COLUMNS = [("NAME", "name"), ("NETWORK", "network"), ("SEGMENT", "segment
                   ("ID", "id"), ("SUBNETS", "subnets"), ("PORTS", "ports"), ("SNAT", "snat")]
 
 
-@cli.group(cls=AliasGroup, short_help="Tenants (VPCs): list, show, create, delete, snat.")
+@cli.group(cls=AliasGroup, short_help="Tenants (VPCs): list, show, create, delete, snat, "
+                                       "dhcp-options, dns-records.")
 def tenant():
     """Tenants: isolated networks, like VPCs (/v1/tenants)."""
 
@@ -270,9 +273,13 @@ PORT_COLUMNS_V6 = PORT_COLUMNS[:4] + [("IP6", "ip6")] + PORT_COLUMNS[4:]
 
 
 def port_columns(ports):
-    """The IP6 column only when a port has an IPv6 address: an IPv4-only
-    tenant's listing stays as it always was (scripts parse it)."""
-    return PORT_COLUMNS_V6 if any(p.get("ip6") for p in ports) else PORT_COLUMNS
+    """The IP6 column only when a port has an IPv6 address, NAME and ALIASES
+    (DNS names) only when a port has one: a listing without them stays as it
+    always was (scripts parse it)."""
+    columns = PORT_COLUMNS_V6 if any(p.get("ip6") for p in ports) else PORT_COLUMNS
+    if any(p.get("name") or p.get("aliases") for p in ports):
+        columns = columns[:3] + NAME_COLUMNS + columns[3:]
+    return columns
 
 
 @cli.group(cls=AliasGroup, short_help="Ports of a tenant: list, show, attach, update, detach.")
@@ -302,7 +309,7 @@ def port_list(state, tenant, quiet):
 @pass_state
 def port_show(state, tenant, port_id):
     """Show port ID of TENANT."""
-    show_obj(state, state.api.get(path("tenants", tenant, "ports", port_id)))
+    show_obj(state, state.api.get(path("tenants", tenant, "ports", port_id)), PORT_LABELS)
 
 
 @port.command("attach")
@@ -323,10 +330,11 @@ def port_show(state, tenant, port_id):
               help="Security groups of the port (default: default).")
 @click.option("--no-port-security", is_flag=True,
               help="No anti-spoofing and no security groups (routers, appliances).")
+@name_options
 @json_option
 @pass_state
 def port_attach(state, tenant, host, port_name, ip, mac, subnet, ip6, subnet6, family,
-                security_groups, no_port_security):
+                security_groups, no_port_security, name, aliases):
     """Register a port of TENANT with the controller (POST .../ports).
 
     This only tells the controller about the port and allocates its IP and
@@ -337,7 +345,8 @@ def port_attach(state, tenant, host, port_name, ip, mac, subnet, ip6, subnet6, f
     body.update(drop_none(ip=ip, mac=mac, subnet=subnet, ip6=ip6, subnet6=subnet6, family=family,
                           security_groups=security_groups,
                           port_security=False if no_port_security else None))
-    show_obj(state, state.api.post(path("tenants", tenant, "ports"), body))
+    body.update(port_name_body(name, aliases))
+    show_obj(state, state.api.post(path("tenants", tenant, "ports"), body), PORT_LABELS)
 
 
 @port.command("update")
@@ -348,15 +357,23 @@ def port_attach(state, tenant, host, port_name, ip, mac, subnet, ip6, subnet6, f
 @click.option("--port-security/--no-port-security", default=None,
               help="Turn anti-spoofing and security groups on/off (on again: groups "
                    "default unless given).")
+@name_options
+@click.option("--no-name", is_flag=True, help="Remove the port's DNS name.")
+@click.option("--no-aliases", is_flag=True, help="Remove all the port's aliases.")
 @json_option
 @pass_state
-def port_update(state, tenant, port_id, security_groups, port_security):
-    """Change the security groups / port security of port ID of TENANT (PATCH)."""
+def port_update(state, tenant, port_id, security_groups, port_security, name, aliases,
+                no_name, no_aliases):
+    """Change the security groups, port security or DNS names of port ID of
+    TENANT (PATCH: only what is given).  --alias replaces the aliases."""
     body = drop_none(security_groups=security_groups, port_security=port_security)
+    body.update(port_name_body(name, aliases, no_name, no_aliases))
     if not body:
-        raise click.UsageError("nothing to change: give --security-groups and/or "
-                               "--port-security/--no-port-security")
-    show_obj(state, state.api.patch(path("tenants", tenant, "ports", port_id), body))
+        raise click.UsageError("nothing to change: give --security-groups, "
+                               "--port-security/--no-port-security, --name/--no-name or "
+                               "--alias/--no-aliases")
+    show_obj(state, state.api.patch(path("tenants", tenant, "ports", port_id), body),
+             PORT_LABELS)
 
 
 @port.command("detach")
@@ -506,6 +523,8 @@ def fip_delete(state, tenant, fip_id):
     state.deleted("floating IP", fip_id)
 
 
+tenant.add_command(dhcp_options)
+tenant.add_command(dns_records)
 cli.add_command(security_group)
 cli.add_command(token)
 cli.add_command(trace)

@@ -315,3 +315,32 @@ def test_bad_input_is_refused_with_spec_codes_and_changes_nothing(cni, lab, api)
     assert snapshot(cni.api) == before
     assert "eth0" not in lab.exec(fresh_ns, "ip", "-o", "link").stdout
     assert [p["port"] for p in cni.ports()] == [cc.port_names("ok" + cni.tenant, "eth0")[0]]
+
+
+def test_add_result_has_the_ports_dns_and_the_pod_resolves_by_name(cni, lab):
+    """CNI_ARGS K8S_POD_NAME names the port, the configuration's aliases add
+    names; the ADD result's dns is the port's (its gateway, the tenant's domain);
+    a pod on the other host resolves the name at that gateway."""
+    ns1, path1 = cni.container("n", 1)
+    ns2, path2 = cni.container("m", 2)
+    args = f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-{cni.tenant}"
+    cni.attachments.append((1, "cid-n" + cni.tenant, "eth0"))
+    rc, r1 = cni.run("ADD", cni.conf(1, aliases=["web"]), "cid-n" + cni.tenant, "eth0", path1,
+                     CNI_ARGS=args)
+    assert rc == 0, r1
+    domain = f"{cni.tenant}.internal"
+    assert r1["dns"] == {"nameservers": ["10.1.0.1"], "domain": domain, "search": [domain]}
+    r2 = cni.add(2, "cid-m" + cni.tenant, path2,
+                 dns={"search": ["svc.cluster.local"], "options": ["ndots:5"]})
+    assert r2["dns"] == {"nameservers": ["10.1.0.1"], "domain": domain,
+                         "search": ["svc.cluster.local"], "options": ["ndots:5"]}
+    ip1 = r1["ips"][0]["address"].split("/")[0]
+    port = next(p for p in cni.ports() if p["ip"] == ip1)
+    assert (port["name"], port["aliases"]) == (f"web-{cni.tenant}", ["web"])
+
+    def resolves(name):
+        p = lab.exec(ns2, "busybox", "nslookup", "-type=a", name, "10.1.0.1", check=False,
+                     timeout=20)
+        return ip1 in p.stdout.split("Name:", 1)[-1]
+    assert wait_for(lambda: resolves(f"web-{cni.tenant}"), timeout=15)
+    assert resolves("web") and resolves(f"web.{domain}")

@@ -8,10 +8,14 @@ removes its containers, Docker networks and tenants, also on failure; the
 module fixture stops agents and dockerds by pid and removes their files.
 """
 import contextlib
+import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,7 @@ from vpclab import labdocker, labfaults
 from vpclab.labsys import pid_alive
 
 HOSTS = (1, 2, 3)
+SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
 CYCLES = int(os.environ.get("VPC_DOCKER_CYCLES", "20"))
 
 
@@ -371,3 +376,135 @@ def test_host_reboot_brings_the_container_back_with_its_ip_and_mac(docker, docke
     # one veth pair's host end and one OVS port, both the controller port's
     assert vd_ports(lab, 2) == [mine[0]["port"]]
     assert vd_links(lab, 2) == [mine[0]["port"]]
+
+
+# --- DNS names (issue 19) --------------------------------------------------------------
+def lookup(docker, i, name, query, qtype="a"):
+    """(addresses busybox nslookup answers for ``query`` in container ``name``,
+    its output).  The container's /etc/resolv.conf picks the server."""
+    p = docker.exec(i, name, "nslookup", f"-type={qtype}", query, timeout=20)
+    addrs, answered = [], False
+    for ln in p.stdout.splitlines():
+        if ln.startswith("Name:"):
+            answered = True
+        elif answered and ln.startswith("Address"):
+            addrs.append(ln.split(":", 1)[1].split()[0])
+    return addrs, p.stdout + p.stderr
+
+
+def named(docker, tenant, n):
+    ports = docker.api.get(f"/v1/tenants/{tenant}/ports")[1] or []
+    return len([p for p in ports if p.get("name")]) >= n
+
+
+def test_names_resolve_across_hosts_round_robin_and_only_in_their_tenant(docker):
+    """Two containers with --network-alias web on h1 and h2; a third on h3
+    resolves web to both (the order turning between queries), its own name, a
+    peer's NAME.<tenant>.internal; a container of another Docker network (another
+    tenant, same subnet) on h3 gets NXDOMAIN for web.  Each container's
+    resolv.conf points at the subnet's gateway, where the host's agent answers."""
+    net, tenant = docker.network("vxlan", hosts=(1, 2, 3))
+    other_net, other = docker.network("vxlan", hosts=(3,))
+    w1 = docker.run(1, f"w1{tenant}", net, "--network-alias", "web")
+    w2 = docker.run(2, f"w2{tenant}", net, "--network-alias", "web")
+    q = f"q3{tenant}"
+    q_ip = docker.run(3, q, net)
+    x = f"x3{other}"
+    docker.run(3, x, other_net)
+    assert wait_for(lambda: named(docker, tenant, 3), timeout=20), \
+        docker.api.get(f"/v1/tenants/{tenant}/ports")[1]
+    ports = {p["ip"]: p for p in docker.api.get(f"/v1/tenants/{tenant}/ports")[1]}
+    assert ports[w1]["name"] == f"w1{tenant}" and "web" in ports[w1]["aliases"]
+    assert ports[w2]["name"] == f"w2{tenant}" and "web" in ports[w2]["aliases"]
+    records = {r["name"]: r for r in docker.api.get(f"/v1/tenants/{tenant}/dns-records")[1]}
+    assert sorted(records["web"]["ip"]) == sorted([w1, w2])
+
+    rc = docker.exec(3, q, "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 10.1.0.1" in rc and f"search {tenant}.internal" in rc, rc
+    assert "127.0.0.11" not in rc
+
+    def web_answers():
+        addrs, out = lookup(docker, 3, q, "web")
+        return addrs if set(addrs) <= {w1, w2} and addrs else None
+    assert wait_for(lambda: web_answers() is not None, timeout=15), lookup(docker, 3, q, "web")
+    firsts, seen = set(), set()
+    for _ in range(8):
+        addrs = web_answers()
+        assert addrs, lookup(docker, 3, q, "web")
+        firsts.add(addrs[0])
+        seen |= set(addrs)
+    assert seen == {w1, w2}
+    assert firsts == {w1, w2}, "round robin: each address comes first now and then"
+
+    assert lookup(docker, 3, q, q)[0] == [q_ip]                       # its own name
+    assert lookup(docker, 3, q, f"w1{tenant}.{tenant}.internal")[0] == [w1]
+    # another tenant's container, same subnet and gateway address: not its names
+    addrs, out = lookup(docker, 3, x, "web")
+    assert addrs == [] and "NXDOMAIN" in out, out
+    addrs, out = lookup(docker, 3, x, f"w1{tenant}")
+    assert addrs == [], out
+
+
+def test_dns_docker_option_keeps_dockers_resolver(docker):
+    """-o vpc.dns=docker: the port still gets its names, resolv.conf stays Docker's."""
+    tenant = f"dd{secrets.token_hex(3)}"
+    name = f"n{tenant}"
+    docker.tenants.append(tenant)
+    docker.d(1).cli("network", "create", "-d", "vpc", "--ipam-driver", "vpc", "--subnet",
+                    "10.1.0.0/24", "-o", f"vpc.tenant={tenant}", "-o", "vpc.dns=docker",
+                    "--ipam-opt", f"vpc.tenant={tenant}", name)
+    docker.networks.append((1, name))
+    c = f"k1{tenant}"
+    docker.run(1, c, name)
+    assert wait_for(lambda: named(docker, tenant, 1), timeout=20)
+    rc = docker.exec(1, c, "cat", "/etc/resolv.conf").stdout
+    assert "vpc-agent" not in rc and "nameserver 10.1.0.1" not in rc, rc
+
+
+def test_attach_dhcp_gets_address_route_and_dns_by_dhcp(docker, lab, tmp_path):
+    """scripts/attach --dhcp --name: the container has only its MAC and MTU; busybox
+    udhcpc gets the port's address, the default route and the DNS settings from
+    the host's agent; a container on another host resolves its name and pings it."""
+    net, tenant = docker.network("vxlan", hosts=(1, 2))
+    peer = f"pd{tenant}"
+    docker.run(1, peer, net)
+    c = f"dh{tenant}"
+    docker.containers.append((2, c))
+    docker.d(2).cli("run", "-d", "--name", c, "--net=none", "--cap-add", "NET_ADMIN",
+                    labdocker.IMAGE, "sleep", "3600")
+    env = dict(os.environ, DOCKER_HOST=f"unix://{docker.d(2).sock}")
+    cmd = [sys.executable, os.path.join(SCRIPTS, "attach"), tenant, c,
+           "--host", lab.host_name(2), "--api", lab.api_url, "--json",
+           "--host-netns", lab.host_ns(2), "--ovs-rundir", lab.rundir(2),
+           "--dhcp", "--name", "dhcp-box", "--alias", "box"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    port = json.loads(p.stdout.strip().splitlines()[-1])
+    try:
+        assert (port["name"], port["aliases"]) == ("dhcp-box", ["box"])
+        addr = docker.exec(2, c, "ip", "-4", "addr", "show", "eth0").stdout
+        assert "inet " not in addr, addr                     # nothing until DHCP
+        script = ("#!/bin/sh\n"
+                  "case \"$1\" in bound|renew) ;; *) exit 0 ;; esac\n"
+                  "ip addr add \"$ip/$mask\" dev \"$interface\"\n"
+                  "for r in $router; do ip route add default via \"$r\" dev \"$interface\"; "
+                  "break; done\n"
+                  "echo \"dns=$dns domain=$domain lease=$lease\" > /dhcp.lease\n")
+        docker.exec(2, c, "sh", "-c", f"printf '%s' '{script}' > /dhcp.sh && "
+                    f"chmod +x /dhcp.sh", check=True)
+        p = docker.exec(2, c, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "5", "-T", "2",
+                        "-s", "/dhcp.sh", timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        addr = docker.exec(2, c, "ip", "-4", "addr", "show", "eth0").stdout
+        assert f"inet {port['ip']}/{port['prefixlen']}" in addr, addr
+        assert f"default via {port['gateway']}" in docker.exec(2, c, "ip", "route").stdout
+        lease = docker.exec(2, c, "cat", "/dhcp.lease").stdout
+        assert f"dns={port['gateway']}" in lease and f"domain={tenant}.internal" in lease, \
+            lease
+        assert wait_for(lambda: docker.pings(1, peer, port["ip"], count=1), timeout=15)
+        assert lookup(docker, 1, peer, "dhcp-box")[0] == [port["ip"]]
+        assert lookup(docker, 1, peer, "box")[0] == [port["ip"]]
+    finally:
+        subprocess.run([sys.executable, os.path.join(SCRIPTS, "detach"), tenant, port["id"],
+                        "--api", lab.api_url, "--host-netns", lab.host_ns(2),
+                        "--ovs-rundir", lab.rundir(2)], capture_output=True, timeout=60)

@@ -214,3 +214,44 @@ def test_requested_address_from_runtime_config_then_cni_args():
     assert cc.requested_address(cfg, env) == ("10.1.0.7", "02:aa:00:00:00:01")
     cfg = cc.parse_config(dict(CONF, runtimeConfig={"ips": ["10.1.0.8/24"]}), "ADD")
     assert cc.requested_address(cfg, env)[0] == "10.1.0.8"
+
+
+# --- DNS: aliases, the pod's name, the result's dns (issue 19) -------------------------
+@pytest.mark.parametrize("aliases,word", [
+    ("web", "aliases must be a list"),
+    ([f"a{i}" for i in range(33)], "at most 32"),
+    (["web", "-bad"], "'-bad' is not a DNS name"),
+    ([7], "7 is not a DNS name"),
+])
+def test_bad_aliases_are_refused_with_code_7(aliases, word):
+    assert_error(run(aliases=aliases), cc.E_CONFIG, word)
+
+
+def test_aliases_are_lowercased_and_deduplicated():
+    cfg = cc.parse_config(dict(CONF, aliases=["Web", "web.", "api"]), "ADD")
+    assert cfg["aliases"] == ["web", "api"]
+    assert cc.parse_config(CONF, "ADD")["aliases"] == []
+
+
+def test_pod_name_from_cni_args():
+    env = cc.parse_env(dict(ENV, CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;"
+                                          "K8S_POD_NAME=Web-7f9c;K8S_POD_INFRA_CONTAINER_ID=x"))
+    assert cc.pod_name(env) == "web-7f9c"
+    assert cc.pod_name(cc.parse_env(ENV)) is None
+    assert cc.pod_name(cc.parse_env(dict(ENV, CNI_ARGS="K8S_POD_NAME=bad-"))) is None
+
+
+PORT_DNS = dict(PORT, dns={"nameservers": ["10.1.0.1"], "domain": "blue.internal",
+                           "search": ["blue.internal"]})
+
+
+def test_result_dns_is_the_ports_and_the_config_overrides_it_key_by_key():
+    cfg = cc.parse_config(CONF, "ADD")
+    r = cc.result(cfg, PORT_DNS, "vnabc", "aa:bb:cc:dd:ee:ff", "/run/netns/x", "eth0")
+    assert r["dns"] == {"nameservers": ["10.1.0.1"], "domain": "blue.internal",
+                        "search": ["blue.internal"]}
+    cfg = cc.parse_config(dict(CONF, dns={"search": ["svc.cluster.local"],
+                                          "options": ["ndots:5"]}), "ADD")
+    r = cc.result(cfg, PORT_DNS, "vnabc", "aa:bb:cc:dd:ee:ff", "/run/netns/x", "eth0")
+    assert r["dns"] == {"nameservers": ["10.1.0.1"], "domain": "blue.internal",
+                        "search": ["svc.cluster.local"], "options": ["ndots:5"]}

@@ -251,3 +251,52 @@ def test_status(cni):
     assert cni.code("STATUS", version="1.1.0", network=None) == cc.E_UNAVAILABLE
     cni.ok("ADD")
     assert cni.ok("STATUS", version="1.1.0", network=None) is None
+
+
+# --- DNS names (issue 19) -------------------------------------------------------------
+def add_with_args(cni, cni_args, cid="pod1", **conf):
+    config = {"cniVersion": "1.0.0", "name": "blue", "type": "vpc", "tenant": "blue",
+              "subnet": "10.1.0.0/24", "network": "vxlan", **conf}
+    env = {"CNI_CONTAINERID": cid, "CNI_IFNAME": "eth0", "CNI_NETNS": cni.ns(cid),
+           "CNI_ARGS": cni_args}
+    status, reply = cni.router.dispatch("/cni/ADD", json.dumps({"env": env,
+                                                                "config": config}).encode())
+    assert status == 200, reply
+    return reply
+
+
+def test_add_names_the_port_after_the_pod_and_answers_the_ports_dns(cni):
+    reply = add_with_args(cni, "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0",
+                          aliases=["web"])
+    assert "error" not in reply, reply
+    [port] = cni.ports()
+    assert (port["name"], port["aliases"]) == ("web-0", ["web"])
+    assert reply["result"]["dns"] == {"nameservers": ["10.1.0.1"], "domain": "blue.internal",
+                                      "search": ["blue.internal"]}
+
+
+def test_add_without_a_pod_name_leaves_the_port_unnamed(cni):
+    r = cni.ok("ADD")
+    [port] = cni.ports()
+    assert port["name"] is None and port["aliases"] == []
+    assert r["dns"]["nameservers"] == ["10.1.0.1"]
+    # a pod name that is no DNS name: no name, the pod still comes up
+    reply = add_with_args(cni, "K8S_POD_NAME=bad-", cid="pod2")
+    assert "error" not in reply, reply
+    assert {p["name"] for p in cni.ports()} == {None}
+
+
+def test_a_refused_name_rolls_the_add_back(cni, monkeypatch):
+    from vpcagent.server import ProtocolError
+
+    call = cni.agent.controller.call
+
+    def refuse_patch(method, *a, **kw):
+        if method == "PATCH":
+            raise ProtocolError("controller: name must be a DNS name")
+        return call(method, *a, **kw)
+    monkeypatch.setattr(cni.agent.controller, "call", refuse_patch)
+    reply = add_with_args(cni, "K8S_POD_NAME=web-0")
+    assert reply["error"]["code"] == cc.E_CONTROLLER, reply
+    assert "name must be a DNS name" in reply["error"]["msg"]
+    assert cni.ports() == [] and not cni.host.ovs.ifaces and not cni.host.links

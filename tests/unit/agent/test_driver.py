@@ -346,3 +346,60 @@ def test_a_dual_stack_network_folds_the_ipv6_address_into_the_endpoints_port(age
     agent.call("IpamDriver.RequestAddress", {"PoolID": pid6, "Address": "fd00:1::9"})
     assert agent.call("IpamDriver.ReleaseAddress", {"PoolID": pid6, "Address": "fd00:1::9"}) == {}
     assert agent.api.get("/v1/tenants/blue/ports") == []
+
+
+# --- DNS: -o vpc.dns, and the port's names after Join (vpcagent/docker_names.py) ----------
+@pytest.mark.parametrize("mode", ["vpc", "docker"])
+def test_dns_option_is_kept_with_the_network(agent, mode):
+    body = network_body()
+    body["Options"]["com.docker.network.generic"]["vpc.dns"] = mode
+    assert agent.call("NetworkDriver.CreateNetwork", body) == {}
+    assert agent.agent.networks.cached("n1")["dns"] == mode
+
+
+def test_bad_dns_option_is_refused(agent):
+    before = agent.snapshot()
+    body = network_body()
+    body["Options"]["com.docker.network.generic"]["vpc.dns"] = "google"
+    reply = agent.call("NetworkDriver.CreateNetwork", body)
+    assert "-o vpc.dns must be vpc" in reply["Err"] and "'google'" in reply["Err"], reply
+    assert agent.snapshot() == before
+
+
+def test_dns_option_read_back_from_dockerd_after_a_restart(agent, dockerd):
+    dockerd.networks["n9"] = {"Id": "n9", "Name": "blue",
+                              "Options": {"vpc.tenant": "blue", "vpc.dns": "docker"},
+                              "IPAM": {"Driver": "vpc", "Config": [{"Subnet": POOL}]}}
+    assert agent.agent.networks.get("n9")["dns"] == "docker"
+
+
+def test_join_names_the_port_at_the_controller(agent, tmp_path):
+    """The whole path with the real controller: Join, then in the background
+    the container found by its sandbox (a fake dockerd client), the port
+    PATCHed with its names, resolv.conf pointed at the gateway."""
+    from tests.unit.agent.test_docker_names import FakeDocker, container
+    from vpcagent.docker_names import ContainerNames
+    from vpcagent.docker_driver import NetworkDriver
+    from vpcagent.docker_ipam import IpamDriver
+    from vpcagent.server import Router
+
+    a = agent.agent
+    pid = make_network(agent)
+    info = container(tmp_path, name="/Web1", aliases=("web", "3f2a1b0c9d8e"))
+    info["NetworkSettings"]["Networks"]["blue"]["NetworkID"] = "n1"
+    info["NetworkSettings"]["SandboxKey"] = "/var/run/docker/netns/x"   # start_container's
+    threads = []
+    names = ContainerNames(a.controller, a.networks, client_factory=lambda: FakeDocker(info),
+                           poll=0.01)
+    joined = names.joined
+    names.joined = lambda *args: threads.append(joined(*args))
+    router = Router()
+    NetworkDriver(a.controller, a.host, a.networks, names=names).register(router)
+    IpamDriver(a.controller, a.host, a.networks).register(router)
+    agent.router = router
+    start_container(agent, pid, ip="10.1.0.5")
+    threads[0].join(10)
+    port = agent.api.get("/v1/tenants/blue/ports")[0]
+    assert (port["name"], port["aliases"]) == ("web1", ["3f2a1b0c9d8e", "web"])
+    rc = open(info["ResolvConfPath"]).read()
+    assert "nameserver 10.1.0.1\n" in rc and "search blue.internal\n" in rc, rc
