@@ -128,7 +128,11 @@ def raw_install_rows(r):
     return (f"**The floor, same run**: {raw.get('how')}: {_f(raw.get('flows'))} flows into "
             f"{_f(raw.get('bridges'))} bridges in {_f(raw.get('seconds'))} s "
             f"({_f(raw.get('flows_per_s'))} flows/s; bridges short afterwards: "
-            f"{len(raw.get('bridges_short') or {})}; the {_f(raw.get('meters'))} meters were "
+            f"{len(raw.get('bridges_short') or {})}"
+            + ("" if "bridges_differing_from_the_controllers_flows" not in raw else
+               f", with flows other than the controller had installed: "
+               f"{len(raw['bridges_differing_from_the_controllers_flows'])}")
+            + f"; the {_f(raw.get('meters'))} meters were "
             f"added before, untimed, {_f(raw.get('meters_s_untimed'))} s).  Our cold start "
             f"took {_f(r.get('cold_vs_raw'))}x that from the controller's start, and "
             f"{_f(r.get('cold_from_first_connect_vs_raw'))}x from the first switch "

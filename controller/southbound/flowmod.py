@@ -4,7 +4,10 @@ The compiler's `Flow` (controller/compile/flows.py) is plain data; this is the
 one place that turns it into os-ken actions, instructions and OFPFlowMod, and
 the one place that builds the delete-by-cookie a reconcile sends, and the
 meter-mods of the meters those flows use (compile/meters.py).  Serialized adds
-are cached: a tenant's flows are the same bytes on each of its hosts.
+are cached: a tenant's flows are the same bytes on each of its hosts.  Their
+bytes come from encode.py (struct alone, several times faster); the os-ken
+objects here (add_flow_mod, encode_with_osken) are the reference the tests
+compare them with, and what parses flow-mods back (flow_from_mod).
 """
 import struct
 
@@ -15,6 +18,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.compile.flows import MOVE_FIELDS
 from controller.compile.pipeline import NAT_DST, NAT_SRC
+from controller.southbound.encode import encode_add
 from controller.southbound.patches import add_nd_fields
 
 add_nd_fields()           # before any flow with nd_reserved / nd_options_type is encoded
@@ -88,14 +92,23 @@ def add_flow_mod(dp, f):
                              instructions=to_instructions(f))
 
 
+def encode_with_osken(f):
+    """The flow's OFPFC_ADD bytes (xid 0) as os-ken builds them: the reference
+    encode.encode_add is checked against (tests/unit/southbound/test_encode*.py)."""
+    m = add_flow_mod(_NoDatapath, f)
+    m.set_xid(0)
+    m.serialize()
+    return bytes(m.buf)
+
+
 class _Serialized(parser.MsgBase):
     """A flow-mod whose bytes were built before; only the xid is patched in.
 
-    Why: building an OFPFlowMod (OFPMatch normalises every field through
-    netaddr) and serializing it costs ~270 us, and most flows are sent to many
-    switches in the same form (a tenant's flows on each of its hosts, the
-    table defaults everywhere): at 100 switches x 3,000 flows that was most of
-    a cold start's CPU.  Bytes depend only on the Flow (and its cookie)."""
+    Why: most flows are sent to many switches in the same form (a tenant's
+    flows on each of its hosts, the table defaults everywhere), and encoding
+    one costs ~6-9 us (encode.py; ~150 us with os-ken objects, most of a cold
+    start's CPU at 100 switches x 3,000 flows).  Bytes depend only on the
+    Flow (and its cookie)."""
 
     def __init__(self, dp, data):
         super().__init__(dp)
@@ -134,10 +147,7 @@ class FlowModCache:
             self.hits += 1
             return got[1]
         self.misses += 1
-        m = add_flow_mod(_NoDatapath, f)
-        m.set_xid(0)
-        m.serialize()
-        data = bytes(m.buf)
+        data = encode_add(f)
         if got is None and len(self._data) >= self.size:
             del self._data[next(iter(self._data))]
         self._data[f.cookie] = (f, data)
