@@ -6,7 +6,8 @@ host's network namespace, its own plugin directory) and a ``vpc-agent``
 serving it; then exactly what a user types on two real hosts -- ``docker
 network create -d vpc`` on each, ``docker run --network`` on each -- and the
 cross-host ping.  The tenant reuses the demo's CIDR, so the isolation check
-is against another tenant's address.  Everything it starts is found again by
+is against another tenant's address; the last check reaches a container
+on the other host by its name (the tenant's DNS, answered by h1's agent).  Everything it starts is found again by
 pid file and stopped by ``Lab.down()`` (labdocker.down_lab), so
 ``scripts/demo --down`` and ``scripts/lab down`` clean it up.
 """
@@ -60,7 +61,7 @@ def run(lab, url, cidr, blocked_ip):
         docker = start_hosts(lab, url)
     except Exception as e:                                   # noqa: BLE001
         print(f"      FAILED   Docker did not start: {e}")
-        return 0, 2, []
+        return 0, 3, []
     create = ["network", "create", "-d", "vpc", "--ipam-driver", "vpc", "--subnet", cidr,
               "-o", f"vpc.tenant={TENANT}", "-o", "vpc.network=vxlan",
               "--ipam-opt", f"vpc.tenant={TENANT}", NETWORK]
@@ -80,17 +81,19 @@ def run(lab, url, cidr, blocked_ip):
                            name).stdout.strip()
     except Exception as e:                                   # noqa: BLE001
         print(f"      FAILED   {e}")
-        return 0, 2, []
+        return 0, 3, []
     print("      " + "  ".join(f"{TENANT}{i}@h{i}={ip}" for i, ip in ips.items()))
     good = 0
     for src, dst, expected, why in (
             (1, ips[2], True, f"{TENANT}1@h1 -> {TENANT}2@h2 (Docker, VXLAN)"),
-            (1, blocked_ip, False, f"{TENANT} -> another tenant's {blocked_ip}")):
+            (1, blocked_ip, False, f"{TENANT} -> another tenant's {blocked_ip}"),
+            (1, f"{TENANT}2", True, f"{TENANT}1@h1 -> {TENANT}2 by name (DNS at the gateway)")):
         _say(1, ["docker", "exec", f"{TENANT}{src}", "ping", "-c", "2", dst])
         ok = _ping(docker[src], f"{TENANT}{src}", dst, tries=10 if expected else 1)
         good += ok == expected
         print(f"      {'reaches ' if ok else 'blocked '} {why:62} "
               f"{'as expected' if ok == expected else 'UNEXPECTED'}")
     sock = docker[1].sock
-    return good, 2, [f"{labdocker.DOCKER} -H unix://{sock} ps        (h1's dockerd)",
-                     f"{labdocker.DOCKER} -H unix://{sock} exec {TENANT}1 ping {ips[2]}"]
+    return good, 3, [f"{labdocker.DOCKER} -H unix://{sock} ps        (h1's dockerd)",
+                     f"{labdocker.DOCKER} -H unix://{sock} exec {TENANT}1 ping {TENANT}2",
+                     f"{labdocker.DOCKER} -H unix://{sock} exec {TENANT}1 nslookup {TENANT}2"]

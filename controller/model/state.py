@@ -6,7 +6,7 @@ service has already validated and the store has already made durable.
 """
 import copy
 import ipaddress
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from controller.model.ops import apply_ops
 
@@ -37,11 +37,13 @@ class Tenant:
     id: int            # small internal id: metadata value, cookie owner, ct zone
     snat: bool = False
     # DHCP options (service/names.py): what each host's agent tells the
-    # tenant's containers and how it answers their DNS; None = the default
-    dns_domain: object = None          # default "<tenant>.internal"
-    dns_resolvers: tuple = ()          # upstream resolvers ("ip", "ip:port", "[ip6]:port")
-    lease_time: object = None          # DHCP lease, seconds
-    dns_ttl: object = None             # TTL of the tenant's own DNS answers, seconds
+    # tenant's containers and how it answers their DNS; None = the default.
+    # Not compared: no flow reads them, so changing them is no change to the
+    # incremental compiler's keys (compile/incremental.py), as for Port names.
+    dns_domain: object = field(default=None, compare=False)   # default "<tenant>.internal"
+    dns_resolvers: tuple = field(default=(), compare=False)   # "ip", "ip:port", "[ip6]:port"
+    lease_time: object = field(default=None, compare=False)   # DHCP lease, seconds
+    dns_ttl: object = field(default=None, compare=False)      # TTL of the tenant's answers, s
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,10 @@ class Port:
     ip6: object = None
     subnet6: object = None
     # DNS (service/names.py): the port's own name (a Docker container's name,
-    # a pod's) and its aliases (--network-alias); several ports may share one
-    name: object = None
-    aliases: tuple = ()
+    # a pod's) and its aliases (--network-alias); several ports may share one.
+    # Not compared (see Tenant): renaming a port changes no flow.
+    name: object = field(default=None, compare=False)
+    aliases: tuple = field(default=(), compare=False)
 
     @property
     def secured(self):
