@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 from vpclab.labsys import LabError, kill_pid, pid_alive, pid_cmdline, read_pidfile, sh
 
@@ -287,6 +288,21 @@ class Agent:
 
     def tail(self, n=20):
         return _tail(self.log, n)
+
+
+def agents_without_dockerd(lab, hosts, base_of, made):
+    """Start a vpc-agent on each of ``hosts`` that serves no dockerd (CNI,
+    DHCP and DNS only), into ``made`` ({i: Agent}, also returned): when one
+    fails to start, the ones before it are in ``made`` for the caller to
+    stop.  ``base_of(i)`` gives each its own directory (made if missing)."""
+    for i in hosts:
+        base = str(base_of(i))
+        os.makedirs(os.path.join(base, "plugins"), exist_ok=True)
+        where = types.SimpleNamespace(base=base, plugins=os.path.join(base, "plugins"),
+                                      sock=os.path.join(base, "no-dockerd.sock"))
+        made[i] = Agent(lab, i, where, lab.api_url)
+        made[i].start()
+    return made
 
 
 def down_lab(lab):

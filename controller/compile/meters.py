@@ -87,11 +87,20 @@ PORT_FLOOD_RATE = 1000      # packets per second
 PORT_FLOOD_BURST = 2000     # packets
 
 
+# Each kind of per-port meter: (first id - 1, last id, rate, burst).
+_PER_PORT = {"port": (PORT_METER_BASE, PORT_METER_MAX, PORT_FLOOD_RATE, PORT_FLOOD_BURST)}
+
+
+def _per_port(kind, serial):
+    base, last, rate, burst = _PER_PORT[kind]
+    if not 0 < serial <= last - base:
+        raise ValueError(f"no {kind} meter for serial {serial}")
+    return Meter(base + serial, rate=rate, burst=burst)
+
+
 def port_meter(serial):
     """The flood meter of the port with this serial."""
-    if not 0 < serial <= PORT_METER_MAX - PORT_METER_BASE:
-        raise ValueError(f"no port meter for serial {serial}")
-    return Meter(PORT_METER_BASE + serial, rate=PORT_FLOOD_RATE, burst=PORT_FLOOD_BURST)
+    return _per_port("port", serial)
 
 
 # A port's DHCP/DNS budget (compile/services.py): what one container may make
@@ -105,11 +114,12 @@ SERVICE_RATE = 200          # packets per second
 SERVICE_BURST = 400         # packets
 
 
+_PER_PORT["service"] = (SERVICE_METER_BASE, SERVICE_METER_MAX, SERVICE_RATE, SERVICE_BURST)
+
+
 def service_meter(serial):
     """The DHCP/DNS meter of the port with this serial."""
-    if not 0 < serial <= SERVICE_METER_MAX - SERVICE_METER_BASE:
-        raise ValueError(f"no service meter for serial {serial}")
-    return Meter(SERVICE_METER_BASE + serial, rate=SERVICE_RATE, burst=SERVICE_BURST)
+    return _per_port("service", serial)
 
 
 def declared(meter_id):
@@ -117,10 +127,9 @@ def declared(meter_id):
     METERS, a port's flood meter or a port's service meter."""
     if meter_id in METERS:
         return METERS[meter_id]
-    if PORT_METER_BASE < meter_id <= PORT_METER_MAX:
-        return port_meter(meter_id - PORT_METER_BASE)
-    if SERVICE_METER_BASE < meter_id <= SERVICE_METER_MAX:
-        return service_meter(meter_id - SERVICE_METER_BASE)
+    for kind, (base, last, _, _) in _PER_PORT.items():
+        if base < meter_id <= last:
+            return _per_port(kind, meter_id - base)
     return None
 
 

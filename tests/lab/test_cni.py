@@ -13,7 +13,6 @@ import os
 import secrets
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -34,15 +33,10 @@ def agents(lab, tmp_path_factory):
     """{i: vpc-agent of lab host i} with ``.cni_sock``; stopped by pid at the end."""
     made = {}
     try:
-        for i in HOSTS:
-            base = tmp_path_factory.mktemp(f"cni{i}")
-            (base / "plugins").mkdir()
-            where = types.SimpleNamespace(base=str(base), plugins=str(base / "plugins"),
-                                          sock=str(base / "no-dockerd.sock"))
-            a = labdocker.Agent(lab, i, where, lab.api_url)
-            made[i] = a
-            a.start()
-            a.cni_sock = str(base / "cni.sock")
+        labdocker.agents_without_dockerd(lab, HOSTS,
+                                         lambda i: tmp_path_factory.mktemp(f"cni{i}"), made)
+        for a in made.values():
+            a.cni_sock = os.path.join(a.dockerd.base, "cni.sock")
             assert wait_for(lambda: os.path.exists(a.cni_sock), timeout=10), a.tail()
         yield made
     finally:

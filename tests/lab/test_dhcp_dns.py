@@ -19,7 +19,6 @@ import signal
 import statistics
 import sys
 import time
-import types
 
 import pytest
 
@@ -130,12 +129,8 @@ def agents(lab, tmp_path_factory):
     """{i: vpc-agent of host i} with its DHCP/DNS responder; stopped by pid."""
     made = {}
     try:
-        for i in HOSTS:
-            base = tmp_path_factory.mktemp(f"svc{i}")
-            (base / "plugins").mkdir()
-            where = types.SimpleNamespace(base=str(base), plugins=str(base / "plugins"),
-                                          sock=str(base / "no-dockerd.sock"))
-            made[i] = labdocker.Agent(lab, i, where, lab.api_url).start()
+        labdocker.agents_without_dockerd(lab, HOSTS,
+                                         lambda i: tmp_path_factory.mktemp(f"svc{i}"), made)
         for i in HOSTS:        # the service port exists and its flows are in
             assert wait_for(lambda: "vpc-svc" in lab.ovs_ofctl(i, "show"), timeout=15), \
                 made[i].tail()

@@ -7,9 +7,9 @@ with the same methods the drivers call; the lab tests run the real one.
 ``FakeDockerd`` answers the one dockerd call the agent makes (GET
 /networks/ID) on a unix socket, through the docker SDK like the real thing.
 """
-import json
 import os
 
+from tests.support.jsonhttp import send_json
 from vpcagent import server
 from vpcagent.plumbing import PlumbingError
 
@@ -91,11 +91,6 @@ def _handler(fake):
             nid = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
             net = fake.networks.get(nid)
             status, body = (200, net) if net else (404, {"message": f"network {nid} not found"})
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
     return H

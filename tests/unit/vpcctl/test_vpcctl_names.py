@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.support.jsonhttp import send_json
 from tests.support.rest_server import Cli, lines, server, vpc, world  # noqa: F401
 
 OPTIONS = {"tenant": "blue", "domain": "blue.internal", "resolvers": [], "lease_time": 3600,
@@ -48,12 +49,7 @@ class FakeController:
                                                                   "message": "no such thing"}}))
                 if callable(reply):
                     reply = reply(body)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, reply)
 
             do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _any
 

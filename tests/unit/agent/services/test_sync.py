@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.support.jsonhttp import send_json
 from tests.unit.agent.services.conftest import VIEW
 from vpcagent.controller import Controller
 from vpcagent.services import sync as sync_mod
@@ -48,12 +49,7 @@ class FakeController:
                 self.reply(200, body)
 
             def reply(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
         self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.srv.daemon_threads = True
