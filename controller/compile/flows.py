@@ -53,7 +53,7 @@ Match fields ct_state (value, mask) with the pipeline.CT_* bits, ct_zone
 they are read-only (no set_field).
 """
 import functools
-import hashlib
+from hashlib import blake2b as _blake2b
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -62,8 +62,8 @@ from enum import IntEnum
 from controller.compile.actions import load
 from controller.compile.meters import declared
 from controller.compile.pipeline import (
-    COOKIE_HASH_BYTES, FABRIC_PIPELINE, HOST_PIPELINE, METADATA_MASK, REGISTERS, FabricTable,
-    Table, cookie_of, cookie_prefix)
+    COOKIE_HASH_BYTES, COOKIE_HASH_MASK, FABRIC_PIPELINE, HOST_PIPELINE, METADATA_MASK,
+    REGISTERS, FabricTable, Table, cookie_prefix)
 
 # Field -> kind of value, for checked construction (the Faucet lesson: refuse a
 # malformed flow where it is built, not when the switch rejects it).
@@ -192,6 +192,33 @@ def _check_ct(commit, zone, table, nat):
         raise FlowError("ct: a nat range needs commit (the switch rejects it)")
 
 
+class _CachedCookie:
+    """Flow.cookie, computed once and then read from the instance's __dict__.
+    flow() puts it there as it builds the flow; this computes it for Flows
+    made otherwise (flowmod.flow_from_mod's).  A non-data descriptor, like
+    functools.cached_property but without its lock: the reconciler and the
+    sender ask for a flow's cookie many times.
+
+    The cookie's hash part is blake2b of repr(Flow.content): that exact text,
+    forever, or an upgraded controller would not recognise a single installed
+    flow (tests/unit/compile/test_flow_speed_invariants.py holds every cookie
+    of the golden worlds)."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        d = obj.__dict__
+        base = (d["table"], d["priority"], d["match"], d["actions"], d["goto"], d["metadata"])
+        meter = d["meter"]
+        content = base if meter is None else base + (("meter", meter),)
+        digest = _blake2b(repr(content).encode(), digest_size=COOKIE_HASH_BYTES).digest()
+        cookie = d[self.name] = d["owner"] | (int.from_bytes(digest, "big") & COOKIE_HASH_MASK)
+        return cookie
+
+
 @dataclass(frozen=True)
 class Flow:
     table: int
@@ -221,12 +248,24 @@ class Flow:
         # upgrade changes only the cookies of the metered flows
         return base if self.meter is None else base + (("meter", self.meter),)
 
-    @functools.cached_property
-    def cookie(self):
-        # cached: the reconciler and sender ask for it many times per flow
-        digest = hashlib.blake2b(repr(self.content).encode(),
-                                 digest_size=COOKIE_HASH_BYTES).digest()
-        return cookie_of(self.owner, int.from_bytes(digest, "big"))
+    cookie = _CachedCookie()
+
+    def __hash__(self):
+        # the dataclass's hash (the compared fields), computed once: every set
+        # a flow goes through (frozenset of a compile, the reconciler's diffs)
+        # hashes it again
+        d = self.__dict__
+        h = d.get("_hash")
+        if h is None:
+            h = d["_hash"] = hash((d["table"], d["priority"], d["match"], d["actions"],
+                                   d["goto"], d["metadata"], d["meter"]))
+        return h
+
+    def __getstate__(self):
+        # a str's hash differs from process to process: never carry it over
+        state = dict(self.__dict__)
+        state.pop("_hash", None)
+        return state
 
     def sort_key(self):
         """A deterministic send order: by table, highest priority first, then by
@@ -235,6 +274,91 @@ class Flow:
 
     def match_dict(self):
         return dict(self.match)
+
+
+# --- what flow() found valid, so that it checks each thing once ---------------
+# A compile builds the same few thousand match items, actions, meters and
+# (table, band, goto) over and over; each is checked in full the first time
+# (by the functions above, so a malformed flow raises what it always raised)
+# and remembered when it passes.  Keys are type-exact: True == 1 and an IntEnum
+# member equals its int, but the checks (and repr) tell them apart, so only
+# values whose type is exactly int or str (or a pair of those) are remembered
+# by value, and an action by its value together with the types of its
+# elements.  Remembered with each: its repr, the piece of the cookie's text,
+# and the first object seen with that value, which every later Flow shares (as
+# it shares whole match and action tuples): a compile's 100,000 flows hold a
+# few thousand distinct tuples, not a few hundred thousand (30 hosts x 50
+# ports: 30 MiB of flows, not 67), and the garbage collector has less to walk.
+_CACHE_LIMIT = 1 << 17              # entries; a cache that grows past it starts over
+_SIMPLE = (int, str)
+_match_ok = {}                      # (field, value) item -> (that item, repr(item))
+_action_ok = {}                     # (action, element types) -> (is it a ct, action, repr)
+_match_of = {}                      # tuple of _match_ok's values -> (match tuple, its repr)
+_actions_of = {}                    # tuple of _action_ok's values -> (actions tuple, its repr)
+_metadata_ok = set()                # (value, mask) pairs
+_meter_ok = set()                   # meter ids declared in meters.py
+_pipeline_ok = set()                # (type(table), table, type(priority), goto)
+_prefix_of = {}                     # (kind, owner) -> cookie_prefix(kind, owner)
+_new_object = object.__new__
+
+
+def _simple_item(value):
+    t = type(value)
+    return t is int or t is str or (t is tuple and len(value) == 2 and
+                                    type(value[0]) in _SIMPLE and type(value[1]) in _SIMPLE)
+
+
+def _check_match_item(fname, value):
+    """Check one match item; what _match_ok remembers of it, or None."""
+    if fname not in MATCH_FIELDS:
+        raise FlowError(f"unknown match field {fname!r}")
+    _check_value(fname, MATCH_FIELDS[fname], value)
+    if not _simple_item(value):
+        return None
+    if len(_match_ok) >= _CACHE_LIMIT:
+        _match_ok.clear()
+    item = (fname, value)
+    hit = _match_ok[item] = (item, repr(item))
+    return hit
+
+
+def _check_action_once(action):
+    """_check_action, remembered: (is it a ct action, the action, its repr), the
+    last two None when it is not remembered."""
+    key = None
+    if type(action) is tuple:
+        types = tuple(map(type, action))
+        if tuple not in types:                  # nested values: checked every time
+            key = (action, types)
+            try:
+                hit = _action_ok.get(key)
+            except TypeError:                   # unhashable: _check_action says why
+                key = hit = None
+            if hit is not None:
+                return hit
+    _check_action(action)
+    if key is None:
+        return action[0] == "ct", None, None
+    if len(_action_ok) >= _CACHE_LIMIT:
+        _action_ok.clear()
+    hit = _action_ok[key] = (action[0] == "ct", action, repr(action))
+    return hit
+
+
+def _tuple_text(texts):
+    """The repr of a tuple, from the reprs of its elements."""
+    return f"({texts[0]},)" if len(texts) == 1 else "(" + ", ".join(texts) + ")"
+
+
+def _shared(cache, hits):
+    """(the tuple of the remembered objects in `hits`, its repr), one per
+    distinct value."""
+    got = cache.get(hits)
+    if got is None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        got = cache[hits] = (tuple([h[-2] for h in hits]), _tuple_text([h[-1] for h in hits]))
+    return got
 
 
 def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
@@ -248,45 +372,130 @@ def flow(table, priority, match=None, actions=(), goto=None, metadata=None,
     is a table outside the declared pipelines (the simulator's tests build
     such flows to exercise its mechanics): only gotos forward are checked.
     tests/unit/compile/test_pipeline_graph.py shows that every compiled flow
-    keeps to the declaration."""
-    match = dict(match or {})
-    for fname, value in match.items():
-        if fname not in MATCH_FIELDS:
-            raise FlowError(f"unknown match field {fname!r}")
-        _check_value(fname, MATCH_FIELDS[fname], value)
+    keeps to the declaration.
+
+    Cheap because a compile builds the same pieces over and over: the checks
+    run in the order they always did (a flow with two faults names the same
+    one), what passed once is remembered (the caches above), the Flow is made
+    without the frozen dataclass's __init__ (same fields, same values), and
+    its cookie is computed here, from the remembered reprs of its match items
+    and actions: the same text as repr(Flow.content), hence the same cookie.
+    Its match and actions are shared tuples of shared items (equal values of
+    equal types: the same repr, the same Flow)."""
+    if type(match) is not dict:
+        match = dict(match or {})
+    items = sorted(match.items())
+    match_hits = []         # the (sorted) items, all remembered as valid ...
+    for item in items:
+        value = item[1]
+        t = type(value)
+        if t is int or t is str or (t is tuple and len(value) == 2 and
+                                    type(value[0]) in _SIMPLE and type(value[1]) in _SIMPLE):
+            hit = _match_ok.get(item)
+            if hit is not None:
+                match_hits.append(hit)
+                continue
+        break
+    known = True            # ... and so are the actions: shared tuples, the cookie's text
+    if len(match_hits) != len(items):
+        # something not seen before: check all of it, in the order it always was
+        for fname, value in match.items():
+            if _check_match_item(fname, value) is None:
+                known = False
+        if known:
+            match_hits = [_match_ok.get(item) for item in items]
+            known = None not in match_hits      # None: a cache started over meanwhile
+    actions = tuple(actions)
+    has_ct = False
+    action_hits = []
     for action in actions:
-        _check_action(action)
-    if meter is not None and (not isinstance(meter, int) or declared(meter) is None):
-        raise FlowError(f"meter {meter!r} is not declared in meters.py")
-    if meter is None and ("output", CONTROLLER) in tuple(actions):
+        try:            # _check_action_once's lookup, inline (the hottest loop here)
+            hit = _action_ok.get((action, tuple(map(type, action))))
+        except TypeError:
+            hit = None
+        if hit is None:
+            hit = _check_action_once(action)
+            if hit[2] is None:
+                known = False
+        if hit[0]:
+            has_ct = True
+        action_hits.append(hit)
+    if meter is not None and not (isinstance(meter, int) and meter in _meter_ok):
+        if not isinstance(meter, int) or declared(meter) is None:
+            raise FlowError(f"meter {meter!r} is not declared in meters.py")
+        _meter_ok.add(meter)
+    if meter is None and ("output", CONTROLLER) in actions:
         raise FlowError("a flow that outputs to the controller needs a meter "
                         "(meters.py): no packet-in path may be unmetered")
-    for n, action in enumerate(actions):
-        if action[0] == "ct" and action[3] is not None and \
-                (n != len(actions) - 1 or goto is not None or metadata is not None):
-            raise FlowError("ct with a table must be the last action, without "
-                            "goto or write-metadata (OVS forks the packet there)")
+    if has_ct:
+        for n, action in enumerate(actions):
+            if action[0] == "ct" and action[3] is not None and \
+                    (n != len(actions) - 1 or goto is not None or metadata is not None):
+                raise FlowError("ct with a table must be the last action, without "
+                                "goto or write-metadata (OVS forks the packet there)")
     if table not in TABLE_IDS:
         raise FlowError(f"unknown table {table}")
-    if isinstance(table, (Table, FabricTable)):
-        _check_against_pipeline(table_spec(table), priority, actions, goto)
+    tt = type(table)
+    if tt is Table or tt is FabricTable:
+        key = (tt, table, type(priority), goto)
+        if has_ct or key not in _pipeline_ok:
+            _check_against_pipeline(table_spec(table), priority, actions, goto)
+            _pipeline_ok.add(key)
     elif goto is not None and (goto not in TABLE_IDS or int(goto) <= int(table)):
         # a bare table number (the simulator's tests, fakes): no declaration
         raise FlowError(f"goto {goto} from table {table}: must be a later table")
-    if not 0 <= int(priority) <= 0xFFFF:
+    prio = int(priority)
+    if not 0 <= prio <= 0xFFFF:
         raise FlowError(f"priority {priority} is outside 0..65535")
     if metadata is not None:
         if not isinstance(metadata, tuple):
             metadata = (metadata, METADATA_MASK)
-        _check_value("metadata", "int", metadata)
-    return Flow(
-        table=int(table), priority=int(priority),
-        match=tuple(sorted(match.items())), actions=tuple(actions),
-        goto=None if goto is None else int(goto),
-        metadata=metadata,
-        owner=cookie_prefix(kind, owner) if kind is not None else 0,
-        meter=meter,
-    )
+        if not (_simple_item(metadata) and metadata in _metadata_ok):
+            _check_value("metadata", "int", metadata)
+            if _simple_item(metadata):
+                if len(_metadata_ok) >= _CACHE_LIMIT:
+                    _metadata_ok.clear()
+                _metadata_ok.add(metadata)
+    if kind is None:
+        prefix = 0
+    elif type(owner) is int:
+        key = (kind, owner)
+        prefix = _prefix_of.get(key)
+        if prefix is None:
+            if len(_prefix_of) >= _CACHE_LIMIT:
+                _prefix_of.clear()
+            prefix = _prefix_of[key] = cookie_prefix(kind, owner)
+    else:
+        prefix = cookie_prefix(kind, owner)
+    table = int(table)
+    goto = None if goto is None else int(goto)
+    meter = None if meter is None else int(meter)
+    if known:
+        match, match_text = _shared(_match_of, tuple(match_hits))
+        actions, action_text = _shared(_actions_of, tuple(action_hits))
+    else:
+        match = tuple(items)
+    # what Flow(...) would hold: the same fields in the same order, the meter
+    # as a plain int (Flow.__post_init__); written into the instance's own
+    # __dict__ (it shares its keys with every Flow's: a third smaller than a
+    # dict of our own) ...
+    f = _new_object(Flow)
+    d = f.__dict__
+    d["table"] = table
+    d["priority"] = prio
+    d["match"] = match
+    d["actions"] = actions
+    d["goto"] = goto
+    d["metadata"] = metadata
+    d["owner"] = prefix
+    d["meter"] = meter
+    # ... and its cookie, as Flow.cookie computes it: repr(Flow.content)
+    if known:
+        text = (f"({table}, {prio}, {match_text}, {action_text}, {goto!r}, {metadata!r}"
+                + (")" if meter is None else f", ('meter', {meter}))"))
+        digest = _blake2b(text.encode(), digest_size=COOKIE_HASH_BYTES).digest()
+        d["cookie"] = prefix | (int.from_bytes(digest, "big") & COOKIE_HASH_MASK)
+    return f
 
 
 def _check_against_pipeline(spec, priority, actions, goto):
@@ -319,7 +528,7 @@ def check_unique_keys(flows):
     """Two desired flows with one OpenFlow key would overwrite each other."""
     seen = {}
     for f in flows:
-        other = seen.setdefault(f.key, f)
+        other = seen.setdefault((f.table, f.priority, f.match), f)      # f.key
         if other is not f and other != f:
             raise FlowError(f"two flows share table/priority/match {f.key}: {other} vs {f}")
     return flows
