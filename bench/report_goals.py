@@ -86,9 +86,9 @@ def limits(sc, at, o):
             f"building flow-mod bytes with our own encoder (southbound/encode.py, bytes "
             f"checked against os-ken's) is {_f(_incl(cp, 'FlowModCache.encoded'))} % (it "
             f"was 53 % with os-ken's classes); the LLDP loop `FabricRuntime.tick` "
-            f"{_f(_incl(cp, 'FabricRuntime.tick'))} %.  Next: compile the shared pieces "
-            f"once per tenant for all hosts at a cold start, and LLDP probes paced while "
-            f"switches connect.")
+            f"{_f(_incl(cp, 'FabricRuntime.tick'))} %.  Next: less work per flow when "
+            f"compiling (`flow()` is still about two thirds of a host's compile), and LLDP "
+            f"probes paced while switches connect.")
     wp = (sc.get("warm") or {}).get("pyspy_profile") or {}
     if wp.get("samples"):
         notes.append(
