@@ -169,16 +169,21 @@ def container(lab, make_container, tenants, agents):
     return make
 
 
-def agent_knows(agent, lab, host, port_id, dns_name):
-    """The agent's saved view (what it answers from) has the port and its name."""
+def agent_view(agent, lab, host):
+    """The view the host's agent answers from, as it saved it ({} before the first)."""
     path = os.path.join(agent.dockerd.base, "agent-state",
                         f"services-{lab.host_name(host)}.json")
     try:
         with open(path) as f:
-            view = json.load(f)
+            return json.load(f)
     except (OSError, ValueError):
-        return False
-    return any(p["id"] == port_id and p["name"] == dns_name for p in view.get("ports", ()))
+        return {}
+
+
+def agent_knows(agent, lab, host, port_id, dns_name):
+    """The agent's view has the port and its name."""
+    return any(p["id"] == port_id and p["name"] == dns_name
+               for p in agent_view(agent, lab, host).get("ports", ()))
 
 
 def udhcpc(lab, ns, out_dir, *extra, timeout=30):
@@ -275,13 +280,18 @@ def test_names_aliases_round_robin_ptr_and_no_other_tenants_names(lab, container
     assert dnsq(lab, client["ns"], "db")[0]["rcode"] == "NXDOMAIN"        # not blue's
 
 
-def test_other_names_are_forwarded_or_refused_with_the_reason(lab, container, tenants):
+def test_other_names_are_forwarded_or_refused_with_the_reason(lab, container, tenants,
+                                                             agents):
     client = container("fw", 3)
     red = container("fr", 3, tenant="red")
     upstream = lab.spawn(lab.host_ns(3), sys.executable, "-c", UPSTREAM, "5353")
     try:
+        assert wait_for(lambda: "5353" in lab.exec(lab.host_ns(3), "ss", "-Hlun").stdout,
+                        timeout=15), "the upstream resolver did not start"
         assert tenants.patch("/v1/tenants/blue/dhcp-options",
                              {"resolvers": ["127.0.0.1:5353"]})[0] == 200
+        assert wait_for(lambda: agent_view(agents[3], lab, 3).get("tenants", {}).get(
+            "blue", {}).get("resolvers") == ["127.0.0.1:5353"], timeout=10)
         r = dnsq(lab, client["ns"], "example.test")[0]
         assert (r["rcode"], r["answers"]) == ("NOERROR", ["192.0.2.7"]), r
         refused = dnsq(lab, red["ns"], "example.test", edns=True)[0]
