@@ -10,7 +10,7 @@
   VPC_STORE         msgpack | etcd                             (msgpack)
   VPC_ETCD_ENDPOINTS etcd members, comma separated  (http://127.0.0.1:2379)
   VPC_LEASE_TTL     leader lease, seconds (etcd store only)    (1)
-  VPC_RECONCILE_PARALLEL switches reconciled at the same time    (4)
+  VPC_RECONCILE_PARALLEL switches reconciled at the same time    (64)
   VPC_STARTUP_GRACE seconds after start during which registered hosts
                     not back yet still count as connected      (10)
   VPC_AUTH          on | off: REST wants a token (docs/security.md)
@@ -47,7 +47,11 @@ class Config:
     store: str = "msgpack"
     etcd_endpoints: tuple = ("http://127.0.0.1:2379",)
     lease_ttl: int = 1
-    reconcile_parallel: int = 4
+    # 64: bundles and flow dumps in flight overlap ovs-vswitchd's round trips
+    # (a switch's reconcile is mostly waiting for its replies); 4 made a cold
+    # start of 100 switches 2.7x slower (docs/benchmarks.md, section 2), and
+    # with our own encoder no bundle idles into OVS's 10 s timeout at 100.
+    reconcile_parallel: int = 64
     startup_grace: float = 10.0
     rest_cert: str = None
     rest_key: str = None

@@ -103,6 +103,14 @@ class Topology:
     def __init__(self):
         self.graph = nx.Graph()
         self.version = 0
+        # Indexes of the edges the graph holds by kind, so that neither the
+        # LLDP loop (links, every second) nor a switch connecting (the tunnel
+        # mesh) walks every edge: at 100 hosts x 50 ports that was 10,000
+        # edges per call, and the mesh was rebuilt whole (4,950 edges) for
+        # each of 100 connecting switches.  Port and datapath removals drop
+        # edges by themselves: an index entry is checked against the graph.
+        self._mesh_live = {}       # host node -> tunnel ip, of the mesh's hosts
+        self._link_edges = set()   # (node a, node b) of kind "link"
         self._snapshot = None      # (version, TopoView)
         self._presumed = frozenset()
 
@@ -206,10 +214,9 @@ class Topology:
         """Make the link edges those of ``up`` and ``down`` ((dpid, port_no)
         pairs of ends).  A link whose port is not known (yet) is left out.
         Returns True when the up links the compiler sees changed."""
-        self._changed()
         before = self.links()
-        self.graph.remove_edges_from([(a, b) for a, b, d in self.graph.edges(data=True)
-                                      if d.get("kind") == "link"])
+        self.graph.remove_edges_from([e for e in self._link_edges if self.graph.has_edge(*e)])
+        self._link_edges = set()
         for state, links in ((False, down), (True, up)):
             for ea, eb in links:
                 na, nb = self._port_by_number(*ea), self._port_by_number(*eb)
@@ -219,13 +226,20 @@ class Topology:
                          "name": self.graph.nodes[n]["name"]}
                         for e, n in ((ea, na), (eb, nb))]
                 self.graph.add_edge(na, nb, kind="link", up=state, ends=ends)
-        return self.links() != before
+                self._link_edges.add((na, nb))
+        if self.links() == before:
+            # the compiler's view (up links) is the same: keep the snapshot
+            # (the LLDP loop calls this every second)
+            return False
+        self._changed()
+        return True
 
     def links(self):
         """Up links as sorted (dpid_a, port_a, dpid_b, port_b)."""
         out = []
-        for _, _, d in self.graph.edges(data=True):
-            if d.get("kind") == "link" and d.get("up"):
+        for e in self._link_edges:
+            d = self.graph.get_edge_data(*e)
+            if d is not None and d.get("kind") == "link" and d.get("up"):
                 (a, b) = d["ends"]
                 out.append((int(a["dpid"], 16), a["port"], int(b["dpid"], 16), b["port"]))
         return sorted(out)
@@ -250,6 +264,7 @@ class Topology:
         for n in [n for n, d in self.graph.nodes(data=True) if d.get("kind") == "host"]:
             if n not in wanted:
                 self.graph.remove_node(n)
+                self._mesh_live.pop(n, None)     # its tunnel edges went with it
         for n, h in wanted.items():
             self.graph.add_node(n, kind="host", name=h.name, tunnel_ip=h.tunnel_ip,
                                 dpid=f"{h.dpid:016x}")
@@ -260,16 +275,30 @@ class Topology:
         self._refresh_mesh()
 
     def _refresh_mesh(self):
-        """Tunnel edges between every pair of hosts whose bridges are connected."""
-        hosts = [n for n, d in self.graph.nodes(data=True) if d.get("kind") == "host"]
-        live = sorted(n for n in hosts if self.graph.nodes.get(
-            dp_node(int(self.graph.nodes[n]["dpid"], 16)), {}).get("connected"))
-        self.graph.remove_edges_from([(a, b) for a, b, d in self.graph.edges(data=True)
-                                      if d.get("kind") == "tunnel"])
-        for a, b in combinations(live, 2):
-            self.graph.add_edge(a, b, kind="tunnel",
-                                endpoints=[self.graph.nodes[a]["tunnel_ip"],
-                                           self.graph.nodes[b]["tunnel_ip"]])
+        """Tunnel edges between every pair of hosts whose bridges are connected.
+        Only the difference is applied: the hosts that came, went or moved to
+        another tunnel address since the last call (one switch connecting
+        adds its own edges, not all n*(n-1)/2)."""
+        nodes = self.graph.nodes
+        live = {}
+        for n, d in nodes(data=True):
+            if d.get("kind") == "host" and \
+                    nodes.get(dp_node(int(d["dpid"], 16)), {}).get("connected"):
+                live[n] = d["tunnel_ip"]
+        before = self._mesh_live
+        changed = {n for n, ip in before.items() if live.get(n) != ip} | \
+                  {n for n in live if n not in before}
+        for n in changed:
+            for other in (list(self.graph[n]) if n in self.graph else ()):
+                if self.graph.edges[n, other].get("kind") == "tunnel":
+                    self.graph.remove_edge(n, other)
+        for n in changed:
+            if n in live:
+                for other, ip in live.items():
+                    if other != n:
+                        a, b = sorted((n, other))
+                        self.graph.add_edge(a, b, kind="tunnel", endpoints=[live[a], live[b]])
+        self._mesh_live = live
 
     # --- queries ------------------------------------------------------------
     def connected(self, dpid):

@@ -145,7 +145,7 @@ def _tenant_chunk(state, tenant, mine, egress, remotes, secured, nat, nat_here, 
             return build()
         return memo.shared(state, tenant, piece, build)
 
-    out = tenant_host_flows(state, tenant, mine, egress, remotes)
+    out = tenant_host_flows(state, tenant, mine, egress, remotes, memo)
     out += shared("tenant", lambda: tenant_shared_flows(state, tenant))
     if secured:
         out += shared("secgroups", lambda: tenant_sg_flows(state, tenant))

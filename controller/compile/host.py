@@ -105,16 +105,19 @@ def deliver_local(tenant, port, ofport, bits, owner):
 
 
 # --- per tenant present on the host --------------------------------------------
-def tenant_host_flows(state, tenant, local, egress, remotes):
+def tenant_host_flows(state, tenant, local, egress, remotes, memo=None):
     """The tenant's flows that differ from host to host: in from the network,
     out to each remote port, flooding.  `egress` and `remotes` as
-    remote_egress() and remote_hosts() give them."""
+    remote_egress() and remote_hosts() give them.  With `memo`
+    (incremental.IncrementalCompiler) a remote port's flow is built once for
+    all the hosts that send to it the same way."""
     owner = dict(kind=CookieKind.TENANT, owner=tenant.id)
     out = []
     if egress is not None:
         out += classify_from_network(tenant, egress, owner)
+        make = to_remote_port if memo is None else memo.remote_port_flow
         for remote_port, remote_host in remote_ports(state, tenant, remotes):
-            out.append(to_remote_port(tenant, remote_port, remote_host, egress))
+            out.append(make(tenant, remote_port, remote_host, egress))
     out += flood(tenant, [n for _, n in local], [n for p, n in local if not p.port_security],
                  egress, remotes, owner, v6=bool(state.subnets_of(tenant.name, 6)))
     return out

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from controller.compile.datapath import base_flows, host_chunks
 from controller.compile.flows import FlowError
+from controller.compile.host import to_remote_port
 
 _generations = itertools.count(1)
 
@@ -88,6 +89,7 @@ class IncrementalCompiler:
         self._inputs = {}          # tenant name -> its inputs in self._state
         self._shared = {}          # (tenant name, piece) -> (inputs, [Flow])
         self._base = base_flows()
+        self._remote = {}          # (port id, egress) -> (records..., Flow)
 
     def forget(self, dpid=None):
         if dpid is None:
@@ -122,6 +124,24 @@ class IncrementalCompiler:
         if got is None or got[0] != inputs:
             got = self._shared[slot] = (inputs, build())
         return got[1]
+
+    def remote_port_flow(self, tenant, port, remote_host, egress):
+        """host.to_remote_port, built once per (tenant, port, remote host,
+        egress): each of a tenant's hosts sends to a port on another host with
+        the same flow when its tunnel (or uplink) port has the same number, as
+        it usually has.  Kept while the very same model records come again
+        (records are replaced, never changed, when the model changes)."""
+        slot = (port.id, egress)
+        got = self._remote.get(slot)
+        if got is not None and got[0] is tenant and got[1] is port and got[2] is remote_host:
+            return got[3]
+        if len(self._remote) > self._REMOTE_LIMIT:
+            self._remote.clear()         # ports that went: start over
+        f = to_remote_port(tenant, port, remote_host, egress)
+        self._remote[slot] = (tenant, port, remote_host, f)
+        return f
+
+    _REMOTE_LIMIT = 1 << 18
 
     # --- compiling ---------------------------------------------------------------
     def compile(self, state, topo, dpid, pause=None):

@@ -27,6 +27,21 @@ class CookieFlowStats:
             length, table_id, priority, cookie
 
     @classmethod
+    def parse_all(cls, buf, offset, end):
+        """Every entry from `offset` to `end`: parser() in one tight loop
+        (a 100-switch warm restart reads 321,000 entries; os-ken's generic
+        multipart loop around parser() was a quarter of its CPU)."""
+        unpack, size, out = cls._HEAD.unpack_from, cls._HEAD.size, []
+        append = out.append
+        while offset < end:
+            (length, table_id, _, _, priority, _, _, _, cookie, _, _) = unpack(buf, offset)
+            if length < size:
+                raise ValueError(f"flow stats entry of {length} bytes")
+            append(cls(length, table_id, priority, cookie))
+            offset += length
+        return out
+
+    @classmethod
     def parser(cls, buf, offset):
         (length, table_id, _, _, priority, _, _, _, cookie, _, _) = \
             cls._HEAD.unpack_from(buf, offset)

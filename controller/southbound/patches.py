@@ -12,6 +12,7 @@ in os-ken's behaviour is in one file:
 import functools
 import logging
 import ssl
+import struct
 
 import eventlet
 from os_ken.lib import hub
@@ -54,6 +55,27 @@ def use_cookie_flow_stats():
     """Parse flow-stats replies into CookieFlowStats (see there).  Only the
     controller's edge calls this; nothing in it reads more of a flow dump."""
     parser.OFPFlowStatsReply.cls_stats_body_cls = CookieFlowStats
+    generic = _GENERIC_MULTIPART_PARSER
+
+    def multipart_reply(datapath, version, msg_type, msg_len, xid, buf):
+        # a flow dump: the same message os-ken builds, its body read by
+        # CookieFlowStats.parse_all; any other multipart reply: os-ken's own
+        type_, flags = _MULTIPART_HEAD.unpack_from(buf, ofproto.OFP_HEADER_SIZE)
+        if type_ != ofproto.OFPMP_FLOW or \
+                parser.OFPFlowStatsReply.cls_stats_body_cls is not CookieFlowStats:
+            return generic(datapath, version, msg_type, msg_len, xid, buf)
+        msg = super(parser.OFPMultipartReply, parser.OFPFlowStatsReply).parser(
+            datapath, version, msg_type, msg_len, xid, buf)
+        msg.type, msg.flags = type_, flags
+        msg.body = CookieFlowStats.parse_all(msg.buf, ofproto.OFP_MULTIPART_REPLY_SIZE, msg_len)
+        return msg
+
+    # os-ken dispatches by the parser registered at import, not the class's
+    parser._MSG_PARSERS[ofproto.OFPT_MULTIPART_REPLY] = multipart_reply
+
+
+_GENERIC_MULTIPART_PARSER = parser._MSG_PARSERS[ofproto.OFPT_MULTIPART_REPLY]
+_MULTIPART_HEAD = struct.Struct(ofproto.OFP_MULTIPART_REPLY_PACK_STR)
 
 
 def deepen_openflow_backlog():

@@ -127,7 +127,7 @@ def test_reconcile_settings_come_from_the_environment():
     import pytest
     from controller.config import Config, ConfigError
     d = Config.from_env({})
-    assert (d.reconcile_parallel, d.startup_grace) == (4, 10.0)
+    assert (d.reconcile_parallel, d.startup_grace) == (64, 10.0)
     c = Config.from_env({"VPC_RECONCILE_PARALLEL": "16", "VPC_STARTUP_GRACE": "0"})
     assert (c.reconcile_parallel, c.startup_grace) == (16, 0.0)
     for bad in ({"VPC_RECONCILE_PARALLEL": "0"}, {"VPC_RECONCILE_PARALLEL": "two"},

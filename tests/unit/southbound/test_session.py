@@ -133,12 +133,43 @@ def test_flow_stats_parse_to_cookies_that_match_the_full_parser():
         fast.append(b.cookie)
         offset += b.length
     assert fast == full == [f.cookie for f in flows]
+    # whole replies, through os-ken's own entry point: a flow dump (MORE flag
+    # kept) and a port-description reply, which must still be os-ken's
+    from os_ken.ofproto import ofproto_parser
+    from os_ken.ofproto.ofproto_protocol import ProtocolDesc
+
+    def reply(mp_type, body, flags=0):
+        head = struct.pack(o.OFP_MULTIPART_REPLY_PACK_STR, mp_type, flags)
+        n = o.OFP_HEADER_SIZE + len(head) + len(body)
+        return struct.pack(o.OFP_HEADER_PACK_STR, o.OFP_VERSION, o.OFPT_MULTIPART_REPLY, n, 7) \
+            + head + bytes(body)
+
+    port = struct.pack(o.OFP_PORT_PACK_STR, 3, b"\x02\x00\x00\x00\x00\x03", b"p3",
+                       0, 0, 0, 0, 0, 0, 0, 0)
+    dp = ProtocolDesc(o.OFP_VERSION)
+
+    def parse(data):
+        return ofproto_parser.msg(dp, o.OFP_VERSION, o.OFPT_MULTIPART_REPLY, len(data), 7, data)
+
     saved = p.OFPFlowStatsReply.cls_stats_body_cls
+    saved_parser = p._MSG_PARSERS[o.OFPT_MULTIPART_REPLY]
     try:
+        before = parse(reply(o.OFPMP_FLOW, buf, o.OFPMPF_REPLY_MORE))
         patches.use_cookie_flow_stats()
         assert p.OFPFlowStatsReply.cls_stats_body_cls is flowstats.CookieFlowStats
+        got = parse(reply(o.OFPMP_FLOW, buf, o.OFPMPF_REPLY_MORE))
+        assert isinstance(got, p.OFPFlowStatsReply) and got.flags == o.OFPMPF_REPLY_MORE
+        assert [(e.table_id, e.priority, e.cookie) for e in got.body] == \
+               [(e.table_id, e.priority, e.cookie) for e in before.body]
+        assert parse(reply(o.OFPMP_FLOW, b"")).body == []
+        ports = parse(reply(o.OFPMP_PORT_DESC, port))
+        assert isinstance(ports, p.OFPPortDescStatsReply) and ports.body[0].name == b"p3"
+        # a malformed entry: os-ken logs the message as malformed and drops it
+        assert parse(reply(o.OFPMP_FLOW, struct.pack(o.OFP_FLOW_STATS_0_PACK_STR, 4, 0, 1, 2,
+                                                     100, 0, 0, 0, 5, 3, 4))) is None
     finally:
         p.OFPFlowStatsReply.cls_stats_body_cls = saved
+        p._MSG_PARSERS[o.OFPT_MULTIPART_REPLY] = saved_parser
 
 
 def _parse_all(buf):
