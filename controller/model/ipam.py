@@ -23,12 +23,12 @@ class Exhausted(Exception):
 
 
 def lowest_free(used, lo, hi):
+    """The lowest number in lo..hi not in `used` (a set: one lookup per number
+    tried, no sort of every number used)."""
+    used = used if isinstance(used, (set, frozenset, dict)) else set(used)
     n = lo
-    for u in sorted(x for x in used if lo <= x <= hi):
-        if u > n:
-            break
-        if u == n:
-            n += 1
+    while n in used and n <= hi:
+        n += 1
     if n > hi:
         raise Exhausted()
     return n
@@ -60,11 +60,9 @@ def ip_in_subnet(state, subnet):
     """Lowest address of the subnet that is not reserved or taken (IPv4 or IPv6:
     hosts() of an IPv6 network already skips the subnet-router anycast)."""
     if subnet.version == 6:
-        used = {p.ip6 for p in state.ports.values()
-                if p.tenant == subnet.tenant and p.subnet6 == subnet.cidr}
+        used = {p.ip6 for p in state.ports_of(subnet.tenant) if p.subnet6 == subnet.cidr}
     else:
-        used = {p.ip for p in state.ports.values()
-                if p.tenant == subnet.tenant and p.subnet == subnet.cidr}
+        used = {p.ip for p in state.ports_of(subnet.tenant) if p.subnet == subnet.cidr}
     taken = reserved_ips(subnet) | used
     for host in subnet.net.hosts():
         ip = str(host)

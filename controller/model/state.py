@@ -4,6 +4,7 @@ Plain dataclasses in plain dicts.  `State` is what the store persists and what
 the compiler reads; it is changed only by `State.apply(ops)`, with ops that the
 service has already validated and the store has already made durable.
 """
+import bisect
 import copy
 import ipaddress
 from dataclasses import asdict, dataclass, field, fields
@@ -169,6 +170,43 @@ def from_record(kind, data):
                   for k, v in data.items() if k in names})
 
 
+_INCREMENTAL_OPS = 64        # more port ops in one apply (a restore, a big delete): rebuild
+
+
+def _regroup(idx, attr, before, ports):
+    """A grouped index ({value: [records by serial]}) after the port changes
+    `before` ({key: record before, or None}): a new dict, new lists only for
+    the values whose ports changed."""
+    out = dict(idx)
+    touched = set()
+    for key, old in before.items():
+        new = ports.get(key)
+        if old is new:
+            continue
+        if old is not None:
+            v = getattr(old, attr)
+            lst = out.get(v, ())
+            if v not in touched:
+                lst = out[v] = list(lst)
+                touched.add(v)
+            for i, r in enumerate(lst):
+                if r is old:
+                    del lst[i]
+                    break
+            if not lst:
+                del out[v]
+                touched.discard(v)
+        if new is not None:
+            v = getattr(new, attr)
+            if v not in touched:
+                out[v] = list(out.get(v, ()))
+                touched.add(v)
+            lst = out[v]
+            serials = [r.serial for r in lst]
+            lst.insert(bisect.bisect_right(serials, new.serial), new)
+    return out
+
+
 class State:
     """All desired state, indexed the ways the service and compiler ask.
 
@@ -198,9 +236,21 @@ class State:
         return {kind: {k: record(v) for k, v in getattr(self, kind).items()} for kind in KINDS}
 
     def apply(self, ops):
-        """Apply validated ops: ("put", kind, key, record) / ("del", kind, key)."""
+        """Apply validated ops: ("put", kind, key, record) / ("del", kind, key).
+
+        The grouped port indexes (ports of a tenant, ports on a host) are
+        carried over, changed only where a port came, went or changed: at
+        5,000 ports rebuilding them after every attach was most of the POST
+        (and again of the first compile after it).  Carried over as new dicts
+        and lists, never changed in place: a snapshot shares them."""
+        ops = list(ops)
+        before = {op[2]: self.ports.get(op[2]) for op in ops if op[1] == "ports"}
+        keep = {name: idx for name, idx in self._idx.items()
+                if name[0] == "ports" and name[2]} if len(before) <= _INCREMENTAL_OPS else {}
         self._idx = {}
         apply_ops({kind: getattr(self, kind) for kind in KINDS}, ops, from_record)
+        for (kind, attr, grouped), idx in keep.items():
+            self._idx[(kind, attr, grouped)] = _regroup(idx, attr, before, self.ports)
 
     def copy(self):
         return copy.copy(self)._shallow()
@@ -216,7 +266,9 @@ class State:
         return snap
 
     def _shallow(self):
-        self._idx = {}
+        # the grouped port indexes are never changed in place (apply): share them
+        self._idx = {name: idx for name, idx in self._idx.items()
+                     if name[0] == "ports" and name[2]}
         for kind in KINDS:
             setattr(self, kind, dict(getattr(self, kind)))
         return self
