@@ -413,6 +413,9 @@ def faucet_section(found):
     rows = [
         ("set-controller on both empty bridges -> first cross-host ping, ms p50 (min-max)",
          cp(o.get("connect_to_ping_ms")), cp(fa.get("connect_to_ping_ms"))),
+        ("the later switch's TCP connection (its SYN at the controller's port) -> first "
+         "cross-host ping, ms p50 (min-max)",
+         cp(o.get("tcp_connect_to_ping_ms")), cp(fa.get("tcp_connect_to_ping_ms"))),
         ("flows per switch h1 / h2 (after the pings)", fl(o.get("flows_per_switch")),
          fl(fa.get("flows_per_switch"))),
         ("flows per switch after adding the port", fl(o.get("flows_per_switch_after_change")),
