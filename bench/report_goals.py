@@ -94,7 +94,9 @@ def limits(sc, at, o):
             f"of samples (`flow()` {_f(_incl(cp, 'flow (controller/compile/flows.py)'))} %), "
             f"building flow-mod bytes (our encoder, southbound/encode.py) "
             f"{_f(_incl(cp, 'FlowModCache.encoded'))} %, the LLDP loop "
-            f"{_f(_incl(cp, 'FabricRuntime.tick'))} %.  Up to `VPC_RECONCILE_PARALLEL` "
+            + (f"{_f(_incl(cp, 'FabricRuntime.tick'))} %" if _incl(cp, 'FabricRuntime.tick')
+               is not None else "not among the top functions")
+            + f".  Up to `VPC_RECONCILE_PARALLEL` "
             f"({_f((sc.get('controller_settings') or {}).get('reconcile_parallel'))}) "
             f"switches reconcile at once, so their flow dumps and bundles overlap "
             f"ovs-vswitchd's round trips; the controller's one core is then mostly "
