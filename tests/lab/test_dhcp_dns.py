@@ -297,9 +297,13 @@ def test_other_names_are_forwarded_or_refused_with_the_reason(lab, container, te
         refused = dnsq(lab, red["ns"], "example.test", edns=True)[0]
         assert refused["rcode"] == "REFUSED", refused
         assert "no DNS resolver" in " ".join(refused["ede"]), refused
-        fwd = dnsq(lab, client["ns"], "example.test", n=200)
-        local = dnsq(lab, client["ns"], "ip-" + client["ip"].replace(".", "-"), n=300)
-        assert all(r["rcode"] == "NOERROR" for r in fwd + local)
+        # within the port's service meter and the agent's bucket (200/s, burst
+        # 400): back to back, 500 queries took ~0.4 s on a quiet machine and the
+        # meter rightly dropped the excess (CI saw a TIMEOUT)
+        fwd = dnsq(lab, client["ns"], "example.test", n=150)
+        local = dnsq(lab, client["ns"], "ip-" + client["ip"].replace(".", "-"), n=200)
+        bad = [r for r in fwd + local if r["rcode"] != "NOERROR"]
+        assert not bad, bad[:3]
         lf, ll = [r["ms"] for r in fwd], [r["ms"] for r in local]
         print(f"\nDNS answer latency from a container (host 3): tenant name p50 "
               f"{pct(ll, 50):.2f} ms p99 {pct(ll, 99):.2f} ms (n={len(ll)}); forwarded p50 "
