@@ -273,32 +273,40 @@ def config_change(lab, apply_change, flow_mods):
 
 
 # --- ours ----------------------------------------------------------------------------
+def configure_ours(lab, ctl):
+    """The lab's hosts (uplink eth0), the two VLAN tenants and their four ports,
+    by REST; returns the blue ports' ids.  Also used by faucet_interleaved.py
+    and handshake_timeline.py."""
+    blue_ids = []
+    for i in lab.hosts_range():
+        status, body = ctl.api.post("/v1/hosts", {"name": lab.host_name(i), "dpid": lab.dpid(i),
+                                                  "tunnel_ip": lab.tunnel_ip(i),
+                                                  "uplink_port": "eth0"})
+        if status != 201:
+            raise lablib.LabError(f"POST host: {status} {body}")
+    for tenant, vid in VLANS.items():
+        for path, body in (("/v1/tenants", {"name": tenant, "network": "vlan", "segment": vid}),
+                           (f"/v1/tenants/{tenant}/subnets", {"cidr": "10.0.0.0/24"})):
+            status, resp = ctl.api.post(path, body)
+            if status != 201:
+                raise lablib.LabError(f"POST {path}: {status} {resp}")
+        for i in lab.hosts_range():
+            status, resp = ctl.api.post(f"/v1/tenants/{tenant}/ports", {
+                "host": lab.host_name(i), "port": f"v{tenant[0]}{i}", "ip": IP[i],
+                "mac": mac_of(tenant, i)})
+            if status != 201:
+                raise lablib.LabError(f"POST port: {status} {resp}")
+            if tenant == "blue":
+                blue_ids.append(resp["id"])
+    return blue_ids
+
+
 def run_ours(lab, workdir, args):
     ctl = common.TimedController(os.path.join(workdir, "ours"))
-    blue_ids = []
     try:
         ctl.start()
         point_relays(lab, ctl.of_port)
-        for i in lab.hosts_range():
-            status, body = ctl.api.post("/v1/hosts", {"name": lab.host_name(i), "dpid": lab.dpid(i),
-                                                      "tunnel_ip": lab.tunnel_ip(i),
-                                                      "uplink_port": "eth0"})
-            if status != 201:
-                raise lablib.LabError(f"POST host: {status} {body}")
-        for tenant, vid in VLANS.items():
-            for path, body in (("/v1/tenants", {"name": tenant, "network": "vlan", "segment": vid}),
-                               (f"/v1/tenants/{tenant}/subnets", {"cidr": "10.0.0.0/24"})):
-                status, resp = ctl.api.post(path, body)
-                if status != 201:
-                    raise lablib.LabError(f"POST {path}: {status} {resp}")
-            for i in lab.hosts_range():
-                status, resp = ctl.api.post(f"/v1/tenants/{tenant}/ports", {
-                    "host": lab.host_name(i), "port": f"v{tenant[0]}{i}", "ip": IP[i],
-                    "mac": mac_of(tenant, i)})
-                if status != 201:
-                    raise lablib.LabError(f"POST port: {status} {resp}")
-                if tenant == "blue":
-                    blue_ids.append(resp["id"])
+        blue_ids = configure_ours(lab, ctl)
         res = measure(lab, args, lambda: ctl.metric_sum("vpc_flow_mods_total"), lambda: (
             ctl.api.post("/v1/tenants/blue/ports", {"host": "h1", "port": "vb3", "ip": NEW_IP,
                                                     "mac": mac_of("blue", 3)})), ctl=ctl)

@@ -25,25 +25,15 @@ ctl = fc = None
 try:
     lab.up(); F.build(lab)
     ctl = common.TimedController(os.path.join(workdir, "ours")); ctl.start()
-    blue = []
-    for i in lab.hosts_range():
-        ctl.api.post("/v1/hosts", {"name": lab.host_name(i), "dpid": lab.dpid(i),
-                                   "tunnel_ip": lab.tunnel_ip(i), "uplink_port": "eth0"})
-    for tenant, vid in F.VLANS.items():
-        ctl.api.post("/v1/tenants", {"name": tenant, "network": "vlan", "segment": vid})
-        ctl.api.post(f"/v1/tenants/{tenant}/subnets", {"cidr": "10.0.0.0/24"})
-        for i in lab.hosts_range():
-            st, r = ctl.api.post(f"/v1/tenants/{tenant}/ports", {
-                "host": lab.host_name(i), "port": f"v{tenant[0]}{i}", "ip": F.IP[i],
-                "mac": F.mac_of(tenant, i)})
-            if tenant == "blue": blue.append(r["id"])
+    blue = F.configure_ours(lab, ctl)
     fc = F.Faucet(os.path.join(workdir, "faucet")); fc.start(F.ensure_faucet(), F.faucet_yaml(lab))
 
     def switch_to(port):
         F.empty_bridges(lab); F.point_relays(lab, port)
         for i in lab.hosts_range(): F.set_controller(lab, i)
         lab.ping(lab.container_ns("blue1"), F.IP[2], count=3, interval=0.2)
-        ok = lab.ping(lab.container_ns("blue1"), F.IP[2], count=5, interval=0.1)
+        if not lab.ping(lab.container_ns("blue1"), F.IP[2], count=5, interval=0.1):
+            raise lablib.LabError(f"no ping across the lab with the controller on {port}")
         time.sleep(1)
 
     def run(who):

@@ -13,20 +13,18 @@ sys.path.insert(0, HERE); sys.path.insert(0, os.path.dirname(HERE))
 import common, faucet as F, dpkt
 from vpclab import lablib
 from vpclab.labctl import free_port
-NAMES = {0: "HELLO", 2: "ECHO_REQ", 3: "ECHO_REP", 5: "FEATURES_REQ", 6: "FEATURES_REP", 18: "MP_REQ", 19: "MP_REP", 20: "BARRIER_REQ", 21: "BARRIER_REP", 4: "EXPERIMENTER", 14: "FLOW_MOD", 29: "METER_MOD", 10: "PACKET_IN", 13: "PACKET_OUT", 24: "ROLE_REQ", 25: "ROLE_REP", 12: "PORT_STATUS", 26:"GET_ASYNC_REQ", 28:"SET_ASYNC", 1: "ERROR", 9: "SET_CONFIG"}
+NAMES = {0: "HELLO", 1: "ERROR", 2: "ECHO_REQ", 3: "ECHO_REP", 4: "EXPERIMENTER",
+         5: "FEATURES_REQ", 6: "FEATURES_REP", 9: "SET_CONFIG", 10: "PACKET_IN",
+         12: "PORT_STATUS", 13: "PACKET_OUT", 14: "FLOW_MOD", 18: "MP_REQ", 19: "MP_REP",
+         20: "BARRIER_REQ", 21: "BARRIER_REP", 24: "ROLE_REQ", 25: "ROLE_REP",
+         26: "GET_ASYNC_REQ", 28: "SET_ASYNC", 29: "METER_MOD"}   # OpenFlow 1.3 types
 workdir = tempfile.mkdtemp(prefix="vpc-hs-")
 lab = lablib.Lab(name=f"bfa{secrets.token_hex(2)}", hosts=2, of_port=free_port(), external=False)
 ctl = None
 try:
     lab.up(); F.build(lab)
     ctl = common.TimedController(os.path.join(workdir, "ours")); ctl.start()
-    for i in lab.hosts_range():
-        ctl.api.post("/v1/hosts", {"name": lab.host_name(i), "dpid": lab.dpid(i), "tunnel_ip": lab.tunnel_ip(i), "uplink_port": "eth0"})
-    for tenant, vid in F.VLANS.items():
-        ctl.api.post("/v1/tenants", {"name": tenant, "network": "vlan", "segment": vid})
-        ctl.api.post(f"/v1/tenants/{tenant}/subnets", {"cidr": "10.0.0.0/24"})
-        for i in lab.hosts_range():
-            ctl.api.post(f"/v1/tenants/{tenant}/ports", {"host": lab.host_name(i), "port": f"v{tenant[0]}{i}", "ip": F.IP[i], "mac": F.mac_of(tenant, i)})
+    F.configure_ours(lab, ctl)
     F.point_relays(lab, ctl.of_port)
     for rnd in range(3):
         pcap = os.path.join(workdir, f"hs{rnd}.pcap")

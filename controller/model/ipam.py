@@ -23,9 +23,8 @@ class Exhausted(Exception):
 
 
 def lowest_free(used, lo, hi):
-    """The lowest number in lo..hi not in `used` (a set: one lookup per number
-    tried, no sort of every number used)."""
-    used = used if isinstance(used, (set, frozenset, dict)) else set(used)
+    """The lowest number in lo..hi not in the set `used` (one lookup per
+    number tried, no sort of every number used)."""
     n = lo
     while n in used and n <= hi:
         n += 1

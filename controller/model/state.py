@@ -178,32 +178,27 @@ def _regroup(idx, attr, before, ports):
     `before` ({key: record before, or None}): a new dict, new lists only for
     the values whose ports changed."""
     out = dict(idx)
-    touched = set()
+    copied = set()
+
+    def own(v):                      # the value's list, copied once
+        if v not in copied:
+            out[v] = list(out.get(v, ()))
+            copied.add(v)
+        return out[v]
+
     for key, old in before.items():
         new = ports.get(key)
         if old is new:
             continue
         if old is not None:
             v = getattr(old, attr)
-            lst = out.get(v, ())
-            if v not in touched:
-                lst = out[v] = list(lst)
-                touched.add(v)
-            for i, r in enumerate(lst):
-                if r is old:
-                    del lst[i]
-                    break
+            lst = own(v)
+            lst[:] = [r for r in lst if r is not old]
             if not lst:
                 del out[v]
-                touched.discard(v)
+                copied.discard(v)
         if new is not None:
-            v = getattr(new, attr)
-            if v not in touched:
-                out[v] = list(out.get(v, ()))
-                touched.add(v)
-            lst = out[v]
-            serials = [r.serial for r in lst]
-            lst.insert(bisect.bisect_right(serials, new.serial), new)
+            bisect.insort(own(getattr(new, attr)), new, key=lambda r: r.serial)
     return out
 
 
