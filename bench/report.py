@@ -21,6 +21,8 @@ is a test.
     sudo .venv/bin/python bench/run.py --quick      # small sizes, to check the suite
     sudo .venv/bin/python bench/run.py --only scale,flowcount
     sudo .venv/bin/python bench/scale.py --hosts 50 --ports 20   # any part alone: JSON on stdout
+    sudo .venv/bin/python bench/faucet_interleaved.py   # ours/Faucet iperf3 alternated, datapath flows
+    sudo .venv/bin/python bench/handshake_timeline.py   # every OpenFlow message of a connect, timed
 
 Every part builds its own lab (network namespaces, private OVS daemons, its
 own controller on 127.0.0.1) and removes it again, also on Ctrl-C.  Traffic
